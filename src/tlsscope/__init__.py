@@ -1,0 +1,3 @@
+"""tlsscope: a passive TLS handshake inspector."""
+
+__version__ = "0.1.0"
