@@ -1,0 +1,230 @@
+"""Command line: argument parsing and exit codes only; the work is done by the API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+EXIT_OK, EXIT_CHAIN_FAILED, EXIT_ERROR = 0, 1, 2
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad file, bad option): one line, exit 2."""
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--keylog", action="append", metavar="FILE",
+                   help="NSS key log (SSLKEYLOGFILE) to decrypt TLS; may be repeated")
+    p.add_argument("--rsa-key", action="append", metavar="FILE",
+                   help="server RSA private key (PEM/DER) for RSA key exchange; may be repeated")
+    p.add_argument("--ca", action="append", metavar="PATH",
+                   help="trust anchors (PEM bundle, DER file or directory) to check chains against; may be repeated")
+    p.add_argument("--crl", action="append", metavar="FILE", help="CRL(s) for revocation checks; may be repeated")
+    p.add_argument("--hostname", help="host name to check the server certificate against (default: the SNI)")
+    p.add_argument("--sni", help="only connections whose SNI matches this (shell-style pattern)")
+    p.add_argument("--host", help="only connections with this IP address (or network) at either end")
+    p.add_argument("--port", type=int, help="only connections with this TCP port at either end")
+    p.add_argument("--conn", type=int, metavar="N", help="only connection number N")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tlsscope", description="Passive TLS handshake inspector.")
+    parser.add_argument("--version", action="version", version=f"tlsscope {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rd = sub.add_parser("read", help="decode every TLS connection in capture files (pcap, pcapng, gzip)")
+    rd.add_argument("files", nargs="+", metavar="CAPTURE")
+    out = rd.add_mutually_exclusive_group()
+    out.add_argument("--summary", action="store_true", help="one line per connection")
+    out.add_argument("--json", action="store_true", help="JSON Lines: one object per connection")
+    rd.add_argument("-v", "--verbose", action="store_true", help="every field of every message")
+    rd.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    rd.add_argument("--ladder", metavar="OUT.svg", help="write a ladder diagram of --conn N (SVG)")
+    _add_common(rd)
+
+    fo = sub.add_parser("follow", help="the decrypted application data of one connection")
+    fo.add_argument("file", metavar="CAPTURE")
+    fo.add_argument("--hex", action="store_true", help="hex dump instead of text")
+    fo.add_argument("--raw", action="store_true", help="write the raw bytes of both directions to stdout")
+    _add_common(fo)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+    return __version__
+
+
+def _options(args):
+    from .api import make_options
+    try:
+        return make_options(keylog=args.keylog, rsa_key=args.rsa_key, ca=args.ca, crl=args.crl,
+                            hostname=args.hostname, sni=args.sni, host=args.host, port=args.port,
+                            conn=args.conn)
+    except OSError as e:
+        raise UserError(f"{e.filename or ''}: {e.strerror or e}") from None
+    except Exception as e:  # noqa: BLE001 - loaders raise their own one-line errors
+        if type(e).__name__ in ("CertStoreError", "KeyLogError", "RsaKeyError", "ValueError"):
+            raise UserError(str(e)) from None
+        raise
+
+
+def _progress(reader, enabled: bool):
+    """Wrap the capture reader with a progress bar on stderr when it is a terminal."""
+    if not enabled or not sys.stderr.isatty() or getattr(reader, "size", 0) < 8 << 20:
+        return reader, None
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+    prog = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                    TimeRemainingColumn(), transient=True, console=_stderr_console())
+    task = prog.add_task(os.path.basename(str(reader.path)), total=reader.size)
+
+    def gen():
+        n = 0
+        for item in reader:
+            n += 1
+            if n & 0x3FF == 0:
+                prog.update(task, completed=reader.bytes_read)
+            yield item
+    prog.start()
+    return gen(), prog
+
+
+def _stderr_console():
+    from rich.console import Console
+    return Console(stderr=True)
+
+
+def cmd_read(args) -> int:
+    from .capture import CaptureError, open_capture
+    from .pipeline import analyze
+
+    options = _options(args)
+    stdout = sys.stdout
+    console = None
+    if not args.json and not args.summary:
+        from rich.console import Console
+        console = Console(highlight=False)
+    failed_chain = False
+    errors = 0
+    ladder_reports = []
+    for path in args.files:
+        try:
+            reader = open_capture(path)
+        except CaptureError as e:
+            print(f"tlsscope: error: {e}", file=sys.stderr)
+            errors += 1
+            continue
+        stats: list = []
+        items, prog = _progress(reader, not args.no_progress)
+        try:
+            for report in analyze(items, options, stats_out=stats):
+                if args.ladder:
+                    ladder_reports.append(report)
+                if args.json:
+                    stdout.write(json.dumps(report.to_json(), ensure_ascii=False) + "\n")
+                elif args.summary:
+                    from .render.summary import summary_line
+                    stdout.write(summary_line(report) + "\n")
+                else:
+                    from .render.text import print_report
+                    print_report(console, report, verbose=args.verbose)
+                if report.certificate_checks and any(
+                        c is not None and c.status == "failed" for c in report.certificate_checks.values()):
+                    failed_chain = True
+        finally:
+            if prog is not None:
+                prog.stop()
+            reader.close()
+        an = stats[0] if stats else None
+        if an is not None:
+            for note in an.stats.notes:
+                if getattr(note, "code", "") in ("capture_truncated", "capture_corrupt") or type(note).__name__ == "CaptureNote":
+                    print(f"tlsscope: {path}: {note.message}", file=sys.stderr)
+            if an.stats.tls_connections == 0 and not args.json:
+                print(f"tlsscope: {path}: no TLS connections found ({an.stats.segments} TCP segments, "
+                      f"{an.stats.non_tls_flows} non-TLS flows)", file=sys.stderr)
+    if args.ladder:
+        if args.conn is None or not ladder_reports:
+            raise UserError("--ladder needs --conn N naming a TLS connection in the capture")
+        from .render.ladder import ladder_svg
+        with open(args.ladder, "w", encoding="utf-8") as fh:
+            fh.write(ladder_svg(ladder_reports[0]))
+    stdout.flush()
+    if errors:
+        return EXIT_ERROR
+    return EXIT_CHAIN_FAILED if failed_chain else EXIT_OK
+
+
+def cmd_follow(args) -> int:
+    from .capture import CaptureError, open_capture
+    from .pipeline import analyze
+
+    if args.conn is None:
+        raise UserError("follow needs --conn N (see the numbers in `tlsscope read --summary`)")
+    chunks: list[tuple[bool, bytes]] = []
+    options = _options(args)
+    options.on_plaintext = lambda cid, from_client, data: chunks.append((from_client, data))
+    options.fingerprints = False
+    try:
+        reader = open_capture(args.file)
+    except CaptureError as e:
+        raise UserError(str(e)) from None
+    with reader:
+        reports = list(analyze(reader, options))
+    if not reports:
+        raise UserError(f"{args.file}: no TLS connection number {args.conn}")
+    if not chunks:
+        dec = reports[0].decryption
+        why = "no key log given (--keylog)" if options.keylog is None and options.rsa_keys is None else \
+            f"nothing could be decrypted ({json.dumps(dec) if dec else 'no keys matched'})"
+        raise UserError(f"{args.file}: connection {args.conn}: no decrypted application data: {why}")
+    if args.raw:
+        out = sys.stdout.buffer
+        for _, data in chunks:
+            out.write(data)
+        out.flush()
+        return EXIT_OK
+    for from_client, data in chunks:
+        who = "client → server" if from_client else "server → client"
+        sys.stdout.write(f"=== {who} ({len(data)} bytes)\n")
+        if args.hex:
+            for i in range(0, len(data), 16):
+                row = data[i:i + 16]
+                sys.stdout.write(f"{i:08x}  {row.hex(' '):<47}  "
+                                 + "".join(chr(b) if 32 <= b < 127 else "." for b in row) + "\n")
+        else:
+            sys.stdout.write(data.decode("utf-8", "replace"))
+            if not data.endswith(b"\n"):
+                sys.stdout.write("\n")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "read":
+            return cmd_read(args)
+        if args.command == "follow":
+            return cmd_follow(args)
+        parser.error(f"unknown command {args.command}")
+    except UserError as e:
+        print(f"tlsscope: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("tlsscope: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # stdout closed early (e.g. `| head`): not an error worth a traceback
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return EXIT_OK
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,552 @@
+"""One TLS connection, both directions: the state machine of the core (sans-I/O).
+
+Fed TCP payload in stream order (``data``/``gap``/``close``), it detects TLS (on any
+port, also after a plaintext prelude as in STARTTLS), frames records, reassembles
+and decodes handshake messages, follows when each side starts encrypting,
+decrypts when a :class:`~tlsscope.decrypt.ConnectionDecryptor` is attached, and
+keeps an ordered timeline. ``close()`` returns the :class:`ConnectionState` the
+report is built from. Every malformed unit becomes a finding here, in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .codec import DecodeError
+from .findings import Finding, Severity
+from .model import Endpoint
+from .tls import records as rl
+from .tls.handshake import HandshakeDefragmenter, HandshakeNote, RawHandshake
+from .tls.messages import DecodeContext, decode_handshake, decode_sslv2_client_hello
+
+TLS13 = 0x0304
+# How much plaintext to look through for a TLS start before calling the stream "not TLS".
+DETECT_BUDGET = 32 * 1024
+# Bound on the timeline of one connection (application data is coalesced anyway).
+MAX_TIMELINE = 4000
+# Keep at most this much plaintext prelude for display (STARTTLS dialogues).
+PRELUDE_KEEP = 1024
+
+# Handshake types (RFC 8446 §4, RFC 5246 §7.4)
+CLIENT_HELLO, SERVER_HELLO, NEW_SESSION_TICKET = 1, 2, 4
+CERTIFICATE, SERVER_KEY_EXCHANGE, CERTIFICATE_REQUEST = 11, 12, 13
+SERVER_HELLO_DONE, CERTIFICATE_VERIFY, CLIENT_KEY_EXCHANGE = 14, 15, 16
+FINISHED, CERTIFICATE_STATUS, KEY_UPDATE, ENCRYPTED_EXTENSIONS = 20, 22, 24, 8
+COMPRESSED_CERTIFICATE = 25
+
+
+_NGINX_MTLS = (
+    (b"No required SSL certificate was sent", "http_client_certificate_required",
+     "the server answered HTTP 400 \"No required SSL certificate was sent\" (nginx ssl_verify_client on): "
+     "the client sent no certificate"),
+    (b"The SSL certificate error", "http_client_certificate_error",
+     "the server answered HTTP 400 \"The SSL certificate error\" (nginx): the client certificate failed "
+     "verification (wrong CA, expired or revoked)"),
+)
+
+
+@dataclass(slots=True)
+class TimelineEntry:
+    """One record or handshake message, in the order seen."""
+
+    from_client: bool
+    ts: float
+    frame: int
+    content_type: int
+    handshake_type: int | None
+    name: str
+    encrypted: bool
+    decrypted: bool = False
+    length: int = 0
+    count: int = 1                 # > 1 for coalesced application-data records
+    message: Any = None            # decoded message / Alert / None
+    error: str | None = None       # set when the unit was malformed
+    raw: bytes | None = None       # handshake message bytes (with header) for -v / byte view
+    offset: int = 0                # stream offset in its direction
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    from_client: bool
+    level: int | None
+    description: int | None
+    encrypted: bool
+    decrypted: bool
+    ts: float
+    frame: int
+
+
+@dataclass(slots=True)
+class DirectionStats:
+    records: int = 0
+    bytes: int = 0                 # TCP payload bytes after TLS started
+    app_records: int = 0
+    app_bytes: int = 0             # application_data record payload (ciphertext)
+    app_plaintext_bytes: int = 0   # after decryption
+    prelude_bytes: int = 0         # plaintext before TLS started (STARTTLS)
+
+
+class _Side:
+    """Per-direction state; ``a`` is the TCP initiator."""
+
+    __slots__ = ("mode", "records", "hs", "hs_dec", "encrypted", "prelude", "prelude_tail",
+                 "stats", "last_app", "seen_data", "decrypt_failed")
+
+    def __init__(self):
+        self.mode = "detect"      # detect | tls | plain
+        self.records: rl.RecordLayer | None = None
+        self.hs = HandshakeDefragmenter()
+        self.hs_dec = HandshakeDefragmenter()
+        self.encrypted = False
+        self.prelude = bytearray()
+        self.prelude_tail = b""
+        self.stats = DirectionStats()
+        self.last_app: TimelineEntry | None = None
+        self.seen_data = False
+        self.decrypt_failed = False
+
+
+@dataclass(slots=True)
+class ConnectionState:
+    """Everything the core learnt about one connection (input of the report)."""
+
+    flow_id: int
+    client: Endpoint
+    server: Endpoint
+    syn_seen: bool
+    ts_first: float
+    frame_first: int
+    ts_last: float = 0.0
+    is_tls: bool = False
+    client_hello: Any = None
+    client_hello_2: Any = None      # the second ClientHello after a HelloRetryRequest
+    sslv2_client_hello: Any = None
+    hello_retry_request: Any = None
+    server_hello: Any = None
+    version: int | None = None
+    cipher_suite: int | None = None
+    server_key_exchange: Any = None
+    certificate_request: Any = None
+    certificates: dict = field(default_factory=lambda: {"server": None, "client": None})
+    certificate_ts: dict = field(default_factory=lambda: {"server": None, "client": None})
+    certificate_encrypted: dict = field(default_factory=lambda: {"server": False, "client": False})
+    ocsp_response: bytes | None = None
+    alerts: list = field(default_factory=list)
+    timeline: list = field(default_factory=list)
+    timeline_truncated: int = 0
+    findings: list = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+    prelude: dict = field(default_factory=dict)     # {"client": bytes, "server": bytes}
+    finished: dict = field(default_factory=lambda: {"client": False, "server": False})
+    renegotiations: int = 0
+    session_tickets: int = 0
+    key_updates: int = 0
+    close_reason: str | None = None
+    ts_close: float | None = None
+    decryption: Any = None
+    http: list = field(default_factory=list)        # first lines of decrypted HTTP/1.x messages
+    http_notes: list = field(default_factory=list)  # (code, message) from decrypted HTTP (nginx mTLS errors)
+    swapped: bool = False                           # the TCP responder is the TLS client
+
+
+class TlsConnection:
+    """Feed one TCP connection's payload; get a ConnectionState."""
+
+    def __init__(self, flow_id: int, client: Endpoint, server: Endpoint, ts: float, frame: int,
+                 syn_seen: bool, *, decryptor: Any = None,
+                 on_plaintext: Callable[[bool, bytes], None] | None = None,
+                 suite_info: Callable[[int], Any] | None = None):
+        self.state = ConnectionState(flow_id, client, server, syn_seen, ts, frame, ts_last=ts)
+        self._a = _Side()
+        self._b = _Side()
+        self._swapped = False           # True when the TCP responder turned out to be the TLS client
+        self._decryptor = decryptor
+        self._on_plaintext = on_plaintext
+        self._suite_info = suite_info
+        self._tls13 = False
+        self._hs_done_sides: set[bool] = set()
+        self.not_tls = False            # the pipeline stops feeding when this turns True
+
+    # -- helpers -------------------------------------------------------------
+    def _side(self, from_a: bool) -> _Side:
+        return self._a if from_a else self._b
+
+    def _from_client(self, from_a: bool) -> bool:
+        return from_a != self._swapped
+
+    def _finding(self, severity: Severity, code: str, message: str) -> None:
+        # The same code and message once per connection: a broken stream must not flood the report.
+        f = Finding(severity, code, message)
+        if f not in self.state.findings and len(self.state.findings) < 200:
+            self.state.findings.append(f)
+
+    def _add(self, entry: TimelineEntry) -> None:
+        tl = self.state.timeline
+        if len(tl) >= MAX_TIMELINE:
+            self.state.timeline_truncated += 1
+            return
+        tl.append(entry)
+
+    # -- input ---------------------------------------------------------------
+    def data(self, from_a: bool, data: bytes, ts: float, frame: int) -> None:
+        if self.not_tls or not data:
+            return
+        self.state.ts_last = ts
+        side = self._side(from_a)
+        side.seen_data = True
+        if side.mode == "tls":
+            side.stats.bytes += len(data)
+            self._records(from_a, side.records.feed(data, ts, frame))
+            return
+        if side.mode == "plain":
+            return
+        self._detect(from_a, side, data, ts, frame)
+
+    def gap(self, from_a: bool, missing: int, ts: float, frame: int) -> None:
+        side = self._side(from_a)
+        if side.mode == "tls":
+            self._records(from_a, side.records.gap(missing, ts, frame))
+            side.hs.reset()
+            self._finding(Severity.MEDIUM, "tcp_gap",
+                          f"{missing} bytes missing in the {'client' if self._from_client(from_a) else 'server'}"
+                          " stream (lost or not captured); decoding resumed at the next record")
+        elif side.mode == "detect":
+            side.prelude_tail = b""
+
+    def close(self, ts: float, frame: int, reason: str):
+        st = self.state
+        st.close_reason = reason
+        st.ts_close = ts
+        for from_a in (True, False):
+            side = self._side(from_a)
+            if side.records is not None:
+                self._records(from_a, side.records.finish())
+            for note in side.hs.finish():
+                self._hs_note(from_a, note)
+        st.swapped = self._swapped
+        if self._swapped:
+            st.client, st.server = st.server, st.client
+        st.stats = {"client": self._side(not self._swapped).stats, "server": self._side(self._swapped).stats}
+        st.prelude = {"client": bytes(self._side(not self._swapped).prelude),
+                      "server": bytes(self._side(self._swapped).prelude)}
+        if self._decryptor is not None:
+            st.decryption = self._decryptor
+        return st
+
+    # -- detection -----------------------------------------------------------
+    def _detect(self, from_a: bool, side: _Side, data: bytes, ts: float, frame: int) -> None:
+        tail = side.prelude_tail
+        buf = tail + data if tail else data
+        other = self._side(not from_a)
+        start = -1
+        if side.stats.prelude_bytes == 0 and not self.state.syn_seen and rl.plausible_header(buf, 0, strict=True):
+            start = 0   # picked up mid-stream: any record type will do
+        elif other.mode == "tls" and rl.plausible_header(buf, 0, strict=True) and buf[0] in (21, 22):
+            start = 0   # the answer to a ClientHello: handshake or alert
+        else:
+            start = rl.find_tls_start(buf, 0)
+        if start < 0:
+            keep = data[: max(0, PRELUDE_KEEP - len(side.prelude))]
+            side.prelude += keep
+            side.stats.prelude_bytes += len(data)
+            side.prelude_tail = buf[-5:]
+            if side.stats.prelude_bytes > DETECT_BUDGET:
+                side.mode = "plain"
+                if not self.state.is_tls:
+                    self.not_tls = True
+            return
+        # bytes of this chunk before the TLS start belong to the prelude
+        pre = start - len(tail)
+        if pre > 0:
+            side.prelude += data[: max(0, min(pre, PRELUDE_KEEP - len(side.prelude)))]
+            side.stats.prelude_bytes += pre
+        side.mode = "tls"
+        side.records = rl.RecordLayer(side.stats.prelude_bytes)
+        self.state.is_tls = True
+        rest = buf[start:]
+        side.stats.bytes += len(rest)
+        if side.stats.prelude_bytes:
+            self._finding(Severity.INFO, "starttls",
+                          f"TLS starts after {side.stats.prelude_bytes} bytes of plaintext from the "
+                          f"{'client' if self._from_client(from_a) else 'server'} (STARTTLS or similar)")
+        self._records(from_a, side.records.feed(rest, ts, frame))
+
+    # -- records -------------------------------------------------------------
+    def _records(self, from_a: bool, items: list) -> None:
+        for item in items:
+            if type(item) is rl.Record:
+                self._record(from_a, item)
+            elif type(item) is rl.SSLv2Hello:
+                self._sslv2(from_a, item)
+            else:
+                self._record_note(from_a, item)
+
+    def _record_note(self, from_a: bool, note: rl.RecordNote) -> None:
+        who = "client" if self._from_client(from_a) else "server"
+        sev = Severity.LOW if note.code in ("record_truncated",) else Severity.MEDIUM
+        self._finding(sev, note.code, f"{who} stream offset {note.offset}: {note.message}")
+
+    def _record(self, from_a: bool, rec: rl.Record) -> None:
+        side = self._side(from_a)
+        side.stats.records += 1
+        from_client = self._from_client(from_a)
+        ct = rec.content_type
+        if ct != rl.APPLICATION_DATA:
+            side.last_app = None
+        if ct == rl.CHANGE_CIPHER_SPEC:
+            # TLS 1.3's compatibility CCS is always plaintext, whatever else is encrypted
+            self._add(TimelineEntry(from_client, rec.ts, rec.frame, ct, None, "ChangeCipherSpec",
+                                    side.encrypted and not self._tls13, length=len(rec.fragment),
+                                    offset=rec.offset))
+            if rec.fragment != b"\x01":
+                self._finding(Severity.LOW, "ccs_malformed",
+                              f"ChangeCipherSpec with body {rec.fragment[:8].hex()} (expected 01)")
+            if not self._tls13:
+                side.encrypted = True
+                side.hs.reset()
+                if self._decryptor is not None:
+                    self._decryptor.observe_change_cipher_spec(from_client)
+            return
+        encrypted = side.encrypted or (ct == rl.APPLICATION_DATA)
+        if encrypted and ct in (rl.ALERT, rl.HANDSHAKE, rl.APPLICATION_DATA, rl.HEARTBEAT):
+            self._encrypted_record(from_a, side, rec)
+            return
+        if ct == rl.HANDSHAKE:
+            for msg in side.hs.feed(rec.fragment, rec.offset, rec.ts, rec.frame):
+                if type(msg) is HandshakeNote:
+                    self._hs_note(from_a, msg)
+                else:
+                    self._handshake(from_a, msg, decrypted=False)
+        elif ct == rl.ALERT:
+            self._alert(from_a, rec.fragment, rec, encrypted=False, decrypted=False)
+        elif ct == rl.HEARTBEAT:
+            self._add(TimelineEntry(from_client, rec.ts, rec.frame, ct, None, "Heartbeat", False,
+                                    length=len(rec.fragment), offset=rec.offset))
+            self._finding(Severity.MEDIUM, "heartbeat_record", "Heartbeat record sent in clear")
+        else:
+            self._add(TimelineEntry(from_client, rec.ts, rec.frame, ct, None,
+                                    f"Unknown record type {ct}", side.encrypted, length=len(rec.fragment),
+                                    offset=rec.offset))
+            self._finding(Severity.MEDIUM, "unknown_content_type",
+                          f"record with unknown content type {ct} ({len(rec.fragment)} bytes) kept raw")
+
+    def _encrypted_record(self, from_a: bool, side: _Side, rec: rl.Record) -> None:
+        from_client = self._from_client(from_a)
+        ct = rec.content_type
+        if self._decryptor is not None:
+            res = self._decryptor.decrypt(from_client, ct, rec.legacy_version, rec.fragment)
+            if res is not None and hasattr(res, "plaintext"):
+                self._decrypted(from_a, side, rec, res)
+                return
+            if res is not None and not side.decrypt_failed:
+                side.decrypt_failed = True
+                self._finding(Severity.MEDIUM, "decryption_failed",
+                              f"{'client' if from_client else 'server'}: {res.reason}")
+        if ct == rl.APPLICATION_DATA:
+            side.stats.app_records += 1
+            side.stats.app_bytes += len(rec.fragment)
+            last = side.last_app
+            if last is not None and not last.decrypted:
+                last.count += 1
+                last.length += len(rec.fragment)
+                return
+            entry = TimelineEntry(from_client, rec.ts, rec.frame, ct, None, "ApplicationData", True,
+                                  length=len(rec.fragment), offset=rec.offset)
+            side.last_app = entry
+            self._add(entry)
+        elif ct == rl.ALERT:
+            self._add(TimelineEntry(from_client, rec.ts, rec.frame, ct, None, "Encrypted Alert", True,
+                                    length=len(rec.fragment), offset=rec.offset))
+            self.state.alerts.append(Alert(from_client, None, None, True, False, rec.ts, rec.frame))
+        elif ct == rl.HANDSHAKE:
+            self._add(TimelineEntry(from_client, rec.ts, rec.frame, ct, None, "Encrypted Handshake Message",
+                                    True, length=len(rec.fragment), offset=rec.offset))
+            if not self._tls13:
+                # TLS <= 1.2: the first encrypted handshake message after CCS is Finished.
+                self.state.finished["client" if from_client else "server"] = True
+        else:
+            self._add(TimelineEntry(from_client, rec.ts, rec.frame, ct, None, "Encrypted Heartbeat", True,
+                                    length=len(rec.fragment), offset=rec.offset))
+
+    def _decrypted(self, from_a: bool, side: _Side, rec: rl.Record, res) -> None:
+        from_client = self._from_client(from_a)
+        ct = res.content_type
+        if ct != rl.APPLICATION_DATA:
+            side.last_app = None
+        if ct == rl.HANDSHAKE:
+            for msg in side.hs_dec.feed(res.plaintext, rec.offset, rec.ts, rec.frame):
+                if type(msg) is HandshakeNote:
+                    self._hs_note(from_a, msg)
+                else:
+                    self._handshake(from_a, msg, decrypted=True)
+        elif ct == rl.ALERT:
+            self._alert(from_a, res.plaintext, rec, encrypted=True, decrypted=True)
+        elif ct == rl.APPLICATION_DATA:
+            side.stats.app_records += 1
+            side.stats.app_bytes += len(rec.fragment)
+            side.stats.app_plaintext_bytes += len(res.plaintext)
+            if self._on_plaintext is not None:
+                self._on_plaintext(from_client, res.plaintext)
+            self._sniff_http(from_client, res.plaintext)
+            last = side.last_app
+            if last is not None and last.decrypted:
+                last.count += 1
+                last.length += len(res.plaintext)
+                return
+            entry = TimelineEntry(from_client, rec.ts, rec.frame, ct, None, "ApplicationData", True,
+                                  decrypted=True, length=len(res.plaintext), offset=rec.offset)
+            side.last_app = entry
+            self._add(entry)
+        elif ct == rl.CHANGE_CIPHER_SPEC:
+            self._add(TimelineEntry(from_client, rec.ts, rec.frame, ct, None, "ChangeCipherSpec", True,
+                                    decrypted=True, length=len(res.plaintext), offset=rec.offset))
+        else:
+            self._add(TimelineEntry(from_client, rec.ts, rec.frame, ct, None,
+                                    "Heartbeat" if ct == rl.HEARTBEAT else f"Unknown record type {ct}",
+                                    True, decrypted=True, length=len(res.plaintext), offset=rec.offset))
+
+    def _sniff_http(self, from_client: bool, data: bytes) -> None:
+        if len(self.state.http) >= 20:
+            return
+        head = data[:200]
+        line = head.split(b"\r\n", 1)[0]
+        if from_client and line[:8].split(b" ", 1)[0] in (b"GET", b"POST", b"PUT", b"HEAD", b"DELETE",
+                                                            b"OPTIONS", b"PATCH", b"CONNECT"):
+            self.state.http.append(("client", line.decode("latin-1")))
+        elif not from_client and line.startswith(b"HTTP/1."):
+            self.state.http.append(("server", line.decode("latin-1")))
+            # nginx answers mutual-TLS failures with HTTP 400 inside the TLS session
+            for marker, code, text in _NGINX_MTLS:
+                if marker in data[:4096]:
+                    self.state.http_notes.append((code, text))
+
+    def _alert(self, from_a: bool, body: bytes, rec: rl.Record, *, encrypted: bool, decrypted: bool) -> None:
+        from_client = self._from_client(from_a)
+        # several alerts may share a record; a lone odd byte is malformed
+        for i in range(0, max(len(body), 1), 2):
+            pair = body[i:i + 2]
+            if len(pair) != 2:
+                self._finding(Severity.MEDIUM, "alert_malformed",
+                              f"alert record of {len(body)} bytes is not a sequence of 2-byte alerts")
+                self._add(TimelineEntry(from_client, rec.ts, rec.frame, rl.ALERT, None, "Alert", encrypted,
+                                        decrypted, len(body), error="malformed alert", offset=rec.offset))
+                return
+            alert = Alert(from_client, pair[0], pair[1], encrypted, decrypted, rec.ts, rec.frame)
+            self.state.alerts.append(alert)
+            self._add(TimelineEntry(from_client, rec.ts, rec.frame, rl.ALERT, None, "Alert", encrypted,
+                                    decrypted, 2, message=alert, offset=rec.offset))
+
+    def _sslv2(self, from_a: bool, hello: rl.SSLv2Hello) -> None:
+        from_client = self._from_client(from_a)
+        side = self._side(from_a)
+        side.stats.records += 1
+        try:
+            msg = decode_sslv2_client_hello(hello.body[1:], hello.offset + hello.header_len + 1)
+            err = None
+        except DecodeError as e:
+            msg, err = None, str(e)
+            self._finding(Severity.MEDIUM, "handshake_malformed", f"SSLv2-compatible ClientHello: {e}")
+        if msg is not None:
+            if not from_client:
+                self._swapped = not self._swapped
+                from_client = True
+            self.state.sslv2_client_hello = msg
+            if self._decryptor is not None:
+                # The transcript of an SSLv2-format hello is its message bytes (RFC 5246 E.2).
+                try:
+                    self._decryptor.observe_sslv2_client_hello(hello.body)
+                except AttributeError:
+                    pass
+        self._add(TimelineEntry(from_client, hello.ts, hello.frame, rl.HANDSHAKE, CLIENT_HELLO,
+                                "SSLv2ClientHello", False, length=len(hello.body), message=msg, error=err,
+                                raw=hello.body, offset=hello.offset))
+
+    def _hs_note(self, from_a: bool, note: HandshakeNote) -> None:
+        who = "client" if self._from_client(from_a) else "server"
+        self._finding(Severity.MEDIUM if note.code == "handshake_truncated" else Severity.HIGH, note.code,
+                      f"{who} stream offset {note.offset}: {note.message}")
+
+    # -- handshake messages --------------------------------------------------
+    def _context(self, from_client: bool) -> DecodeContext:
+        kx = None
+        signed = True
+        if self.state.cipher_suite is not None and self._suite_info is not None:
+            info = self._suite_info(self.state.cipher_suite)
+            if info is not None:
+                kx = info.key_exchange
+                signed = not info.anonymous
+        return DecodeContext(from_client, self.state.version, kx, signed)
+
+    def _handshake(self, from_a: bool, raw: RawHandshake, *, decrypted: bool) -> None:
+        st = self.state
+        mt = raw.msg_type
+        from_client = self._from_client(from_a)
+        if mt == CLIENT_HELLO and st.client_hello is None and not from_client:
+            # The TCP responder sent the ClientHello: the capture began mid-stream or roles are unusual.
+            self._swapped = not self._swapped
+            from_client = True
+        err = None
+        msg = None
+        try:
+            msg = decode_handshake(mt, raw.body, self._context(from_client), raw.offset + 5)
+        except DecodeError as e:
+            err = f"{e.path or 'message'} at offset {e.offset}: {e.reason}"
+            self._finding(Severity.MEDIUM, "handshake_malformed",
+                          f"{'client' if from_client else 'server'} handshake message type {mt}: {err}")
+        name = type(msg).__name__ if msg is not None else None
+        if name is None or name == "UnknownHandshake":
+            from .registry import handshake_type_name
+            name = handshake_type_name(mt)
+        if msg is not None and mt == SERVER_HELLO and getattr(msg, "is_hello_retry_request", False):
+            name = "HelloRetryRequest"
+        self._add(TimelineEntry(from_client, raw.ts, raw.frame, rl.HANDSHAKE, mt, name,
+                                decrypted, decrypted, len(raw.body), message=msg, error=err, raw=raw.raw,
+                                offset=raw.offset))
+        if self._decryptor is not None:
+            self._decryptor.observe_handshake(from_client, raw.raw)
+        if msg is None:
+            return
+        self._apply(from_client, mt, msg, raw, decrypted)
+
+    def _apply(self, from_client: bool, mt: int, msg, raw: RawHandshake, decrypted: bool) -> None:
+        st = self.state
+        who = "client" if from_client else "server"
+        if mt == CLIENT_HELLO:
+            if st.client_hello is None:
+                st.client_hello = msg
+            elif st.hello_retry_request is not None and st.client_hello_2 is None and st.server_hello is None:
+                st.client_hello_2 = msg
+            else:
+                st.renegotiations += 1
+        elif mt == SERVER_HELLO:
+            if getattr(msg, "is_hello_retry_request", False):
+                st.hello_retry_request = msg
+                st.cipher_suite = msg.cipher_suite
+                return
+            if st.server_hello is None:
+                st.server_hello = msg
+                st.version = msg.selected_version
+                st.cipher_suite = msg.cipher_suite
+                if st.version == TLS13:
+                    self._tls13 = True
+                    # RFC 8446 §2: everything after ServerHello is encrypted in both directions.
+                    self._a.encrypted = True
+                    self._b.encrypted = True
+        elif mt == CERTIFICATE:
+            ders = [e.cert_data for e in msg.certificate_list]
+            st.certificates[who] = ders
+            st.certificate_ts[who] = raw.ts
+            st.certificate_encrypted[who] = decrypted
+        elif mt == SERVER_KEY_EXCHANGE:
+            st.server_key_exchange = msg
+        elif mt == CERTIFICATE_REQUEST:
+            st.certificate_request = msg
+        elif mt == CERTIFICATE_STATUS:
+            st.ocsp_response = getattr(msg, "response", None)
+        elif mt == FINISHED:
+            st.finished[who] = True
+        elif mt == NEW_SESSION_TICKET:
+            st.session_tickets += 1
+        elif mt == KEY_UPDATE:
+            st.key_updates += 1

@@ -1,0 +1,214 @@
+"""The streaming pipeline: capture items in, connection reports out.
+
+capture edge -> TcpReassembler -> TlsConnection (records, handshake, decryption)
+-> ConnectionState -> ConnectionReport (+ certificate checks, fingerprints, findings).
+Connections are reported and dropped as soon as they close, so memory stays flat.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+from .connection import TlsConnection
+from .findings import Finding, Severity
+from .model import CaptureNote, DecryptionSecrets, Segment
+from .report import ConnectionReport, build_report
+from .tcp import TcpClose, TcpData, TcpGap, TcpNote, TcpOpen, TcpReassembler
+
+TLS_KEYLOG_SECRETS = 0x544C534B   # pcapng DSB secrets type "TLSK"
+
+
+@dataclass
+class Options:
+    keylog: Any = None                 # tlsscope.decrypt.KeyLog
+    rsa_keys: Any = None               # tlsscope.decrypt.RsaKeys
+    trust: Any = None                  # tlsscope.certs.TrustStore
+    crls: Any = None                   # tlsscope.certs.CrlSet
+    hostname: str | None = None        # --hostname: overrides the SNI for host-name checks
+    now: datetime.datetime | None = None
+    # filters
+    sni: str | None = None
+    host: str | None = None
+    port: int | None = None
+    conn: int | None = None
+    # called with (conn_id, from_client, plaintext) for decrypted application data (follow)
+    on_plaintext: Callable[[int, bool, bytes], None] | None = None
+    fingerprints: bool = True
+    findings: bool = True
+
+
+@dataclass
+class RunStats:
+    """What the whole run saw, for the final summary."""
+
+    segments: int = 0
+    tls_connections: int = 0
+    non_tls_flows: int = 0
+    notes: list = field(default_factory=list)          # CaptureNote / TcpNote outside connections
+    secrets_blocks: int = 0
+
+
+def _suite_info():
+    from .registry import cipher_suite_info
+    return cipher_suite_info
+
+
+class Analyzer:
+    """Feed capture items one by one (``feed``); reports come out as connections close."""
+
+    def __init__(self, options: Options | None = None):
+        self.options = options or Options()
+        self.tcp = TcpReassembler()
+        self.stats = RunStats()
+        self._conns: dict[int, TlsConnection] = {}
+        self._ids: dict[int, int] = {}          # flow_id -> connection number (TLS only)
+        self._next_id = 1
+        self._notes: dict[int, list] = {}       # flow_id -> TcpNotes before/while the conn lives
+        self._suite_info = _suite_info()
+        self._keylog = self.options.keylog
+
+    # -- input -------------------------------------------------------------
+    def feed(self, item) -> list[ConnectionReport]:
+        t = type(item)
+        if t is Segment:
+            self.stats.segments += 1
+            return self._events(self.tcp.feed(item))
+        if t is DecryptionSecrets:
+            self._secrets(item)
+        elif t is CaptureNote:
+            self.stats.notes.append(item)
+        return []
+
+    def finish(self) -> list[ConnectionReport]:
+        return self._events(self.tcp.finish())
+
+    def _secrets(self, dsb: DecryptionSecrets) -> None:
+        self.stats.secrets_blocks += 1
+        if dsb.secrets_type != TLS_KEYLOG_SECRETS:
+            return
+        from .decrypt import KeyLog
+        extra = KeyLog.from_bytes(dsb.data, source="pcapng Decryption Secrets Block")
+        if self._keylog is None:
+            self._keylog = extra
+        else:
+            self._keylog.merge(extra)
+        for conn in self._conns.values():
+            if conn._decryptor is not None:
+                conn._decryptor.add_keys(extra)
+
+    # -- TCP events ---------------------------------------------------------
+    def _events(self, events) -> list[ConnectionReport]:
+        out: list[ConnectionReport] = []
+        conns = self._conns
+        for ev in events:
+            t = type(ev)
+            if t is TcpData:
+                conn = conns.get(ev.flow_id)
+                if conn is None:
+                    continue
+                was_tls = conn.state.is_tls
+                conn.data(ev.from_client, ev.data, ev.ts, ev.frame)
+                if conn.not_tls:
+                    self._drop(ev.flow_id)
+                elif not was_tls and conn.state.is_tls:
+                    self._ids[ev.flow_id] = self._next_id
+                    self._next_id += 1
+            elif t is TcpOpen:
+                conns[ev.flow_id] = self._new_connection(ev)
+            elif t is TcpGap:
+                conn = conns.get(ev.flow_id)
+                if conn is not None:
+                    conn.gap(ev.from_client, ev.missing, ev.ts, ev.frame)
+            elif t is TcpClose:
+                conn = conns.pop(ev.flow_id, None)
+                if conn is None:
+                    continue
+                state = conn.close(ev.ts, ev.frame, ev.reason)
+                notes = self._notes.pop(ev.flow_id, ())
+                conn_id = self._ids.pop(ev.flow_id, None)
+                if not state.is_tls or conn_id is None:
+                    self.stats.non_tls_flows += 1
+                    continue
+                self.stats.tls_connections += 1
+                for n in notes:
+                    state.findings.append(Finding(Severity.LOW, n.code, n.message))
+                report = self._report(conn_id, state)
+                if report is not None:
+                    out.append(report)
+            elif t is TcpNote:
+                if ev.flow_id in conns:
+                    lst = self._notes.setdefault(ev.flow_id, [])
+                    if len(lst) < 20:
+                        lst.append(ev)
+                elif len(self.stats.notes) < 1000:
+                    self.stats.notes.append(ev)
+        return out
+
+    def _drop(self, flow_id: int) -> None:
+        self._conns.pop(flow_id, None)
+        self._notes.pop(flow_id, None)
+        self.tcp.ignore(flow_id)
+        self.stats.non_tls_flows += 1
+
+    def _new_connection(self, ev: TcpOpen) -> TlsConnection:
+        decryptor = None
+        if self._keylog is not None or self.options.rsa_keys is not None:
+            from .decrypt import ConnectionDecryptor, KeyLog
+            decryptor = ConnectionDecryptor(self._keylog if self._keylog is not None else KeyLog(),
+                                            self.options.rsa_keys)
+        on_plain = None
+        if self.options.on_plaintext is not None:
+            cb = self.options.on_plaintext
+            flow_id = ev.flow_id
+            ids = self._ids
+            on_plain = lambda from_client, data: cb(ids.get(flow_id, 0), from_client, data)  # noqa: E731
+        return TlsConnection(ev.flow_id, ev.client, ev.server, ev.ts, ev.frame, ev.syn_seen,
+                             decryptor=decryptor, on_plaintext=on_plain, suite_info=self._suite_info)
+
+    # -- reports -------------------------------------------------------------
+    def _report(self, conn_id: int, state) -> ConnectionReport | None:
+        o = self.options
+        if o.conn is not None and conn_id != o.conn:
+            return None
+        if o.port is not None and o.port not in (state.client.port, state.server.port):
+            return None
+        if o.host is not None and not _host_matches(o.host, state.client.ip, state.server.ip):
+            return None
+        report = build_report(conn_id, state)
+        if o.sni is not None and not _sni_matches(o.sni, report.sni):
+            return None
+        from .enrich import enrich
+        enrich(report, o)
+        return report
+
+
+def _host_matches(host: str, *ips: str) -> bool:
+    try:
+        net = ipaddress.ip_network(host, strict=False)
+        return any(ipaddress.ip_address(ip) in net for ip in ips)
+    except ValueError:
+        return host in ips
+
+
+def _sni_matches(pattern: str, sni: str | None) -> bool:
+    if sni is None:
+        return False
+    import fnmatch
+    return fnmatch.fnmatch(sni.lower(), pattern.lower())
+
+
+def analyze(items: Iterable, options: Options | None = None,
+            stats_out: list | None = None) -> Iterator[ConnectionReport]:
+    """Reports for every TLS connection in ``items`` (Segments, DSBs, notes), as they close."""
+    an = Analyzer(options)
+    if stats_out is not None:
+        stats_out.append(an)
+    feed = an.feed
+    for item in items:
+        reports = feed(item)
+        if reports:
+            yield from reports
+    yield from an.finish()

@@ -1,0 +1,1 @@
+"""Output edges: terminal text (rich), JSON Lines, notebook HTML/SVG."""

@@ -1,0 +1,320 @@
+"""ConnectionReport: the one object every output (text, JSON, notebooks) consumes."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import hello
+from .connection import TLS13, ConnectionState, TimelineEntry
+from .findings import Finding, Severity
+from .jsonable import to_jsonable
+from .model import Endpoint
+from .registry import (alert_description_name, alert_level_name, cipher_suite_name,
+                       content_type_name, extension_name, group_name, handshake_type_name,
+                       version_name)
+
+
+@dataclass(slots=True)
+class ConnectionReport:
+    id: int
+    client: Endpoint
+    server: Endpoint
+    ts_start: float
+    ts_end: float
+    client_hello: Any
+    server_hello: Any
+    hello_retry_request: Any
+    version: int | None
+    cipher_suite: int | None
+    sni: str | None
+    alpn_offered: list[str]
+    alpn: str | None
+    group: int | None
+    resumed: bool
+    client_certificate_requested: bool
+    client_certificate_sent: bool | None      # None: not visible (TLS 1.3 without keys)
+    certificates: dict                        # {"server": [CertInfo], "client": [CertInfo]} ([] when none, None when not visible)
+    alerts: list
+    timeline: list[TimelineEntry]
+    findings: list[Finding]
+    end: str
+    handshake_complete: bool
+    application_data: dict
+    certificate_checks: dict | None = None
+    fingerprints: dict = field(default_factory=dict)
+    history: str = ""
+    decryption: dict | None = None
+    http: list = field(default_factory=list)
+    starttls: dict | None = None
+    _state: ConnectionState | None = None
+
+    # -- convenience ------------------------------------------------------
+    @property
+    def version_name(self) -> str | None:
+        return None if self.version is None else version_name(self.version)
+
+    @property
+    def cipher_suite_name(self) -> str | None:
+        return None if self.cipher_suite is None else cipher_suite_name(self.cipher_suite)
+
+    @property
+    def state(self) -> ConnectionState | None:
+        return self._state
+
+    def to_json(self) -> dict:
+        return report_json(self)
+
+    def _repr_html_(self) -> str:   # Jupyter: delegate to the HTML renderer (edge)
+        from .render.html import report_html
+        return report_html(self)
+
+
+# -- building ------------------------------------------------------------------
+def _end_description(st: ConnectionState, handshake_complete: bool) -> str:
+    fatal = [a for a in st.alerts if a.level == 2]
+    if fatal:
+        a = fatal[0]
+        return f"fatal alert {alert_description_name(a.description)} from {'client' if a.from_client else 'server'}"
+    closes = [a for a in st.alerts if a.description == 0]
+    if closes:
+        a = closes[0]
+        return f"close_notify from {'client' if a.from_client else 'server'}"
+    enc = [a for a in st.alerts if a.encrypted and a.description is None]
+    if enc:
+        a = enc[0]
+        return f"encrypted alert from {'client' if a.from_client else 'server'}"
+    reason = {"fin": "TCP FIN", "rst": "TCP RST", "end_of_capture": "capture ended", "idle": "idle timeout",
+              "reused": "port reused by a new connection", "evicted": "evicted (flow table full)"}
+    text = reason.get(st.close_reason or "", st.close_reason or "unknown")
+    if not handshake_complete:
+        text += " before the handshake completed"
+    return text
+
+
+def _handshake_complete(st: ConnectionState) -> bool:
+    if st.server_hello is None:
+        return False
+    if st.finished["client"] and st.finished["server"]:
+        return True
+    if st.version == TLS13:
+        # Without keys the Finished messages are invisible: application data from both
+        # sides (or the client's encrypted flight answered) shows the handshake completed.
+        c = st.stats.get("client")
+        s = st.stats.get("server")
+        return bool(c and s and c.app_records >= 1 and s.app_records >= 2) or st.finished["client"]
+    return False
+
+
+def _resumed(st: ConnectionState) -> bool:
+    sh, ch = st.server_hello, st.client_hello
+    if sh is None or ch is None:
+        return False
+    if st.version == TLS13:
+        return hello.has_extension(sh, hello.PRE_SHARED_KEY)
+    sid = sh.legacy_session_id
+    if sid and sid == ch.legacy_session_id:
+        return True
+    # A ticket resumption may use an empty/new session id: no Certificate before CCS.
+    names = [e.name for e in st.timeline if not e.from_client]
+    try:
+        i = names.index("ServerHello")
+    except ValueError:
+        return False
+    return i + 1 < len(names) and names[i + 1] == "ChangeCipherSpec"
+
+
+def _group(st: ConnectionState) -> int | None:
+    if st.server_hello is not None:
+        g = hello.key_share_group(st.server_hello)
+        if g is not None:
+            return g
+    ske = st.server_key_exchange
+    if ske is not None:
+        return getattr(ske, "named_curve", None)
+    return None
+
+
+def build_report(conn_id: int, st: ConnectionState) -> ConnectionReport:
+    from .tls.x509info import parse_certificate   # cryptography: only when certificates exist
+
+    ch = st.client_hello
+    sh = st.server_hello
+    handshake_complete = _handshake_complete(st)
+    certs: dict = {}
+    for side in ("server", "client"):
+        ders = st.certificates.get(side)
+        if ders is not None:
+            certs[side] = [parse_certificate(d) for d in ders]
+        elif st.version == TLS13 and sh is not None:
+            certs[side] = None      # encrypted: not visible without keys
+        else:
+            certs[side] = []
+    requested = st.certificate_request is not None
+    if st.version == TLS13 and st.certificates.get("client") is None and not _saw_decrypted(st):
+        client_sent = None
+        requested = requested or False
+    else:
+        client_sent = bool(st.certificates.get("client"))
+    alpn_sel = hello.alpn_protocols(sh) if sh is not None else []
+    app = {}
+    for side in ("client", "server"):
+        s = st.stats.get(side)
+        app[side] = {"records": s.app_records if s else 0, "bytes": s.app_bytes if s else 0,
+                     "plaintext_bytes": s.app_plaintext_bytes if s else 0}
+    starttls = None
+    if st.prelude.get("client") or st.prelude.get("server"):
+        starttls = {side: {"bytes": st.stats[side].prelude_bytes,
+                           "text": st.prelude[side][:256].decode("latin-1")} for side in ("client", "server")}
+    rep = ConnectionReport(
+        id=conn_id, client=st.client, server=st.server, ts_start=st.ts_first,
+        ts_end=st.ts_close if st.ts_close is not None else st.ts_last,
+        client_hello=ch, server_hello=sh, hello_retry_request=st.hello_retry_request,
+        version=st.version, cipher_suite=st.cipher_suite if sh is not None else None,
+        sni=hello.server_name(ch) if ch is not None else None,
+        alpn_offered=hello.alpn_text(hello.alpn_protocols(ch)) if ch is not None else [],
+        alpn=hello.alpn_text(alpn_sel)[0] if alpn_sel else None,
+        group=_group(st), resumed=_resumed(st),
+        client_certificate_requested=requested, client_certificate_sent=client_sent,
+        certificates=certs, alerts=list(st.alerts), timeline=st.timeline, findings=list(st.findings),
+        end=_end_description(st, handshake_complete), handshake_complete=handshake_complete,
+        application_data=app, http=[{"from": f, "line": l} for f, l in st.http], starttls=starttls,
+        _state=st)
+    if st.decryption is not None:
+        try:
+            rep.decryption = st.decryption.status()
+        except Exception:  # noqa: BLE001 - a status report must never break the report
+            rep.decryption = None
+    return rep
+
+
+def _saw_decrypted(st: ConnectionState) -> bool:
+    return any(e.decrypted for e in st.timeline)
+
+
+# -- JSON ------------------------------------------------------------------------
+def _iso(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _extensions_json(msg) -> list[dict]:
+    out = []
+    for ext in getattr(msg, "extensions", ()) or ():
+        d: dict = {"type": ext.type, "name": extension_name(ext.type), "length": len(ext.data)}
+        if ext.value is not None:
+            v = to_jsonable(ext.value)
+            if isinstance(v, dict):
+                for k, val in v.items():
+                    d.setdefault(k, val)
+            else:
+                d["value"] = v
+        if ext.error is not None:
+            d["error"] = str(ext.error)
+        if ext.value is None and ext.error is None:
+            d["data"] = ext.data.hex()
+        out.append(d)
+    return out
+
+
+def client_hello_json(ch) -> dict | None:
+    if ch is None:
+        return None
+    return {
+        "legacy_version": ch.legacy_version,
+        "random": ch.random.hex(),
+        "session_id": ch.legacy_session_id.hex(),
+        "cipher_suites": list(ch.cipher_suites),
+        "compression_methods": list(ch.legacy_compression_methods),
+        "extensions": _extensions_json(ch),
+        "server_name": hello.server_name(ch),
+        "alpn": hello.alpn_text(hello.alpn_protocols(ch)),
+        "supported_versions": hello.supported_versions(ch),
+        "supported_groups": hello.supported_groups(ch),
+        "signature_algorithms": hello.signature_algorithms(ch),
+        "key_share_groups": hello.client_key_share_groups(ch),
+    }
+
+
+def server_hello_json(sh) -> dict | None:
+    if sh is None:
+        return None
+    return {
+        "legacy_version": sh.legacy_version,
+        "random": sh.random.hex(),
+        "session_id": sh.legacy_session_id.hex(),
+        "cipher_suite": sh.cipher_suite,
+        "compression_method": sh.legacy_compression_method,
+        "extensions": _extensions_json(sh),
+        "selected_version": sh.selected_version,
+        "is_hello_retry_request": bool(sh.is_hello_retry_request),
+        "downgrade_sentinel": sh.downgrade_sentinel,
+    }
+
+
+def _code(code: int | None, namer) -> dict | None:
+    return None if code is None else {"code": code, "name": namer(code)}
+
+
+def _message_json(e: TimelineEntry) -> dict:
+    d = {"from": "client" if e.from_client else "server", "ts": e.ts, "frame": e.frame,
+         "content_type": e.content_type, "handshake_type": e.handshake_type, "name": e.name,
+         "encrypted": e.encrypted and not e.decrypted, "length": e.length}
+    if e.decrypted:
+        d["decrypted"] = True
+    if e.count > 1:
+        d["records"] = e.count
+    if e.error:
+        d["error"] = e.error
+    if e.content_type == 21 and e.message is not None:
+        d["alert"] = alert_description_name(e.message.description)
+    return d
+
+
+def _alert_json(a) -> dict:
+    return {"from": "client" if a.from_client else "server",
+            "level": None if a.level is None else alert_level_name(a.level),
+            "level_code": a.level,
+            "description": None if a.description is None else alert_description_name(a.description),
+            "description_code": a.description,
+            "encrypted": a.encrypted, "decrypted": a.decrypted, "ts": a.ts, "frame": a.frame}
+
+
+def report_json(r: ConnectionReport) -> dict:
+    certs = {side: (None if v is None else [to_jsonable(c) for c in v]) for side, v in r.certificates.items()}
+    d = {
+        "id": r.id,
+        "client": {"ip": r.client.ip, "port": r.client.port},
+        "server": {"ip": r.server.ip, "port": r.server.port},
+        "start": _iso(r.ts_start), "ts_start": r.ts_start, "ts_end": r.ts_end,
+        "sni": r.sni,
+        "client_hello": client_hello_json(r.client_hello),
+        "hello_retry_request": server_hello_json(r.hello_retry_request),
+        "server_hello": server_hello_json(r.server_hello),
+        "version": _code(r.version, version_name),
+        "cipher_suite": _code(r.cipher_suite, cipher_suite_name),
+        "group": _code(r.group, group_name),
+        "alpn": r.alpn,
+        "resumed": r.resumed,
+        "handshake_complete": r.handshake_complete,
+        "client_certificate_requested": r.client_certificate_requested,
+        "client_certificate_sent": r.client_certificate_sent,
+        "certificates": certs,
+        "certificate_checks": None if r.certificate_checks is None else
+        {k: (v.to_json() if v is not None else None) for k, v in r.certificate_checks.items()},
+        "alerts": [_alert_json(a) for a in r.alerts],
+        "messages": [_message_json(e) for e in r.timeline],
+        "application_data": r.application_data,
+        "findings": [f.to_json() for f in sorted(r.findings, key=lambda f: -f.severity)],
+        "end": r.end,
+        "history": r.history,
+        "decryption": r.decryption,
+        "http": r.http,
+        "starttls": r.starttls,
+    }
+    d.update(r.fingerprints)
+    return d
+
+
+__all__ = ["ConnectionReport", "build_report", "report_json", "client_hello_json", "server_hello_json",
+           "Severity", "content_type_name", "handshake_type_name"]

@@ -1,0 +1,244 @@
+"""Security findings about one connection: what a config review or an incident responder flags.
+
+Each rule reads the report (the facts) and adds ``Finding(severity, code, message)``.
+Codes are a public contract (users grep for them); messages say what to do.
+"""
+
+from __future__ import annotations
+
+from . import hello
+from .findings import Finding, Severity
+from .registry import (TLS_EMPTY_RENEGOTIATION_INFO_SCSV, TLS_FALLBACK_SCSV, alert_description_name,
+                       cipher_suite_info, cipher_suite_name, group_name, version_name)
+
+TLS13, TLS12, TLS11, TLS10, SSL3, SSL2 = 0x0304, 0x0303, 0x0302, 0x0301, 0x0300, 0x0002
+
+# Named groups below 224-bit security-relevant size (RFC 8422 deprecated the small curves).
+_WEAK_CURVES = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}   # sect163..secp192/224k1 (<224 bits)
+_CURVE_BITS = {1: 163, 2: 163, 3: 163, 4: 193, 5: 193, 6: 233, 7: 233, 8: 239, 9: 283, 10: 283, 11: 409,
+               12: 409, 13: 571, 14: 571, 15: 160, 16: 160, 17: 160, 18: 192, 19: 192, 20: 224}
+
+# Plain-words causes of fatal alerts, by description code (RFC 8446 §6.2 and field experience).
+_ALERT_CAUSES = {
+    10: "a peer received a message it did not expect at this point (implementation bug or middlebox interference)",
+    20: "a record failed its integrity check (bad_record_mac): corrupted traffic, a middlebox, or mismatched keys",
+    40: "no acceptable set of parameters: no common cipher suite, group or signature algorithm",
+    42: "a certificate was corrupt or its signature could not be verified (bad_certificate)",
+    43: "a certificate of an unsupported type was presented",
+    44: "a certificate was revoked by its signer (check the CRL/OCSP of the CA)",
+    45: "a certificate has expired or is not yet valid (check the clocks and the validity dates)",
+    46: "a certificate was rejected for an unspecified reason (certificate_unknown): often an untrusted or "
+        "wrong-purpose certificate",
+    47: "a field in the handshake was out of range or inconsistent (illegal_parameter)",
+    48: "the certificate chain does not lead to a CA the peer trusts (unknown_ca): install the issuing CA on the peer",
+    49: "the peer refused access after a valid certificate (access_denied)",
+    50: "a message could not be decoded (decode_error)",
+    51: "a signature or Finished check failed (decrypt_error): wrong key, bad CertificateVerify or transcript mismatch",
+    70: "no protocol version in common (protocol_version): enable a common TLS version on both sides",
+    71: "the server requires stronger ciphers than the client offered (insufficient_security)",
+    80: "the peer hit an internal error unrelated to the protocol",
+    86: "an inappropriate fallback was detected (TLS_FALLBACK_SCSV): the client retried with a lower version",
+    90: "the user cancelled the handshake",
+    109: "a mandatory extension was missing (missing_extension)",
+    110: "an extension was sent that the peer did not offer (unsupported_extension)",
+    112: "the server does not know the requested host name (unrecognized_name): check the SNI",
+    113: "the OCSP response was invalid (bad_certificate_status_response)",
+    115: "unknown PSK identity: the resumption ticket or PSK was not recognised",
+    116: "the server requires a client certificate and none was sent (certificate_required)",
+    120: "no application protocol in common (no_application_protocol): check ALPN",
+}
+
+
+def _add(findings: list, severity: Severity, code: str, message: str) -> None:
+    f = Finding(severity, code, message)
+    if all(x.code != code for x in findings):
+        findings.append(f)
+
+
+def _suite_names(codes, limit: int = 5) -> str:
+    codes = list(codes)
+    s = ", ".join(cipher_suite_name(c) for c in codes[:limit])
+    return s + (f" and {len(codes) - limit} more" if len(codes) > limit else "")
+
+
+def protocol_rules(r, out: list) -> None:
+    ch, sh = r.client_hello, r.server_hello
+    st = r.state
+    if st is not None and st.sslv2_client_hello is not None:
+        v2 = st.sslv2_client_hello
+        _add(out, Severity.MEDIUM, "sslv2_compatible_hello",
+             "the client sent an SSLv2-compatible ClientHello (obsolete format, RFC 6176 forbids SSL 2.0)")
+        if getattr(v2, "version", None) == SSL2:
+            _add(out, Severity.CRITICAL, "sslv2_offered", "the client offers SSL 2.0")
+    if ch is not None:
+        offered = set(hello.supported_versions(ch))
+        max_legacy = ch.legacy_version
+        for v, code, sev in ((SSL3, "ssl3_offered", Severity.HIGH), (TLS10, "tls10_offered", Severity.LOW),
+                             (TLS11, "tls11_offered", Severity.LOW)):
+            if v in offered or (not offered and max_legacy == v):
+                _add(out, sev, code, f"the client offers {version_name(v)} (deprecated by RFC 8996)")
+        if any(m != 0 for m in ch.legacy_compression_methods):
+            _add(out, Severity.LOW, "compression_offered", "the client offers TLS compression (CRIME)")
+        suites = set(ch.cipher_suites)
+        if TLS_FALLBACK_SCSV in suites:
+            _add(out, Severity.INFO, "fallback_scsv",
+                 "the client signals a fallback retry (TLS_FALLBACK_SCSV): an earlier attempt with a higher version failed")
+        if not (TLS_EMPTY_RENEGOTIATION_INFO_SCSV in suites or hello.has_extension(ch, hello.RENEGOTIATION_INFO)) \
+                and offered != {TLS13}:
+            _add(out, Severity.MEDIUM, "no_secure_renegotiation_client",
+                 "the client does not signal secure renegotiation (no renegotiation_info, no SCSV; RFC 5746)")
+        if hello.has_extension(ch, hello.HEARTBEAT):
+            _add(out, Severity.LOW, "heartbeat_extension", "the client offers the heartbeat extension (Heartbleed surface)")
+    if sh is None:
+        return
+    v = r.version
+    if v == SSL3:
+        _add(out, Severity.HIGH, "ssl3_negotiated", "SSL 3.0 negotiated (POODLE; prohibited by RFC 7568)")
+    elif v == TLS10:
+        _add(out, Severity.MEDIUM, "tls10_negotiated", "TLS 1.0 negotiated (deprecated by RFC 8996): require TLS 1.2+")
+    elif v == TLS11:
+        _add(out, Severity.MEDIUM, "tls11_negotiated", "TLS 1.1 negotiated (deprecated by RFC 8996): require TLS 1.2+")
+    if sh.legacy_compression_method != 0:
+        _add(out, Severity.HIGH, "tls_compression", "TLS compression negotiated (CRIME): disable compression")
+    if v is not None and v <= TLS12:
+        if not hello.has_extension(sh, hello.RENEGOTIATION_INFO):
+            _add(out, Severity.MEDIUM, "insecure_renegotiation",
+                 "the server does not support secure renegotiation (no renegotiation_info; RFC 5746)")
+        if not hello.has_extension(sh, hello.EXTENDED_MASTER_SECRET):
+            _add(out, Severity.LOW, "no_extended_master_secret",
+                 "no extended master secret (RFC 7627): the session is exposed to triple-handshake attacks")
+    if hello.has_extension(sh, hello.HEARTBEAT):
+        _add(out, Severity.MEDIUM, "heartbeat_extension", "the server enables the heartbeat extension (Heartbleed surface)")
+    if sh.downgrade_sentinel:
+        _add(out, Severity.HIGH, "downgrade_sentinel",
+             f"the server's random carries the TLS 1.3 downgrade sentinel ({sh.downgrade_sentinel}): it supports a "
+             f"higher version than negotiated; a client supporting TLS 1.3 must abort (possible downgrade attack)")
+    if st is not None and st.renegotiations:
+        _add(out, Severity.INFO, "renegotiation", f"{st.renegotiations} renegotiation(s) after the first handshake")
+
+
+def cipher_rules(r, out: list) -> None:
+    ch, sh = r.client_hello, r.server_hello
+    flags = (("null_cipher", "null_cipher", "NULL encryption (no confidentiality)", Severity.CRITICAL),
+             ("anonymous", "anon_cipher", "anonymous key exchange (no server authentication)", Severity.CRITICAL),
+             ("export", "export_cipher", "EXPORT-grade cipher (FREAK/Logjam)", Severity.CRITICAL),
+             ("rc4", "rc4_cipher", "RC4 (prohibited by RFC 7465)", Severity.HIGH),
+             ("des", "des_cipher", "DES/3DES (Sweet32)", Severity.MEDIUM))
+    if ch is not None:
+        infos = [i for i in (cipher_suite_info(c) for c in ch.cipher_suites) if i is not None and not i.signaling]
+        for attr, code, what, sev in flags:
+            bad = [i.code for i in infos if getattr(i, attr)]
+            if bad:
+                _add(out, Severity.LOW if sev < Severity.CRITICAL else Severity.MEDIUM, f"{code}_offered",
+                     f"the client offers {what}: {_suite_names(bad)}")
+        static = [i.code for i in infos if i.key_exchange in ("RSA", "DH", "ECDH") and not i.tls13]
+        if static:
+            _add(out, Severity.INFO, "static_rsa_offered",
+                 f"the client offers {len(static)} suites without forward secrecy (e.g. {_suite_names(static, 2)})")
+    if sh is None or r.cipher_suite is None:
+        return
+    info = cipher_suite_info(r.cipher_suite)
+    if info is None:
+        return
+    name = info.name
+    for attr, code, what, sev in flags:
+        if getattr(info, attr):
+            _add(out, sev, f"{code}_negotiated", f"{name} negotiated: {what}")
+    if info.key_exchange in ("RSA", "DH", "ECDH", "RSA_PSK", "PSK") and not info.tls13:
+        _add(out, Severity.MEDIUM, "static_rsa_negotiated" if info.key_exchange.startswith("RSA") else "no_forward_secrecy",
+             f"{name} negotiated: static key exchange, no forward secrecy (a stolen server key decrypts past traffic)")
+    if info.mode == "CBC" and (r.version or 0) <= TLS12 and not hello.has_extension(sh, hello.ENCRYPT_THEN_MAC):
+        _add(out, Severity.LOW, "cbc_without_etm",
+             f"{name}: CBC with MAC-then-encrypt (no encrypt_then_mac, RFC 7366): padding-oracle class (Lucky13)")
+    # Preference: the client offered forward-secret AEAD suites but the server chose otherwise.
+    if ch is not None and not info.tls13 and not (info.aead and info.forward_secrecy):
+        better = [c for c in ch.cipher_suites
+                  if (i := cipher_suite_info(c)) is not None and i.aead and i.forward_secrecy and not i.tls13]
+        if better:
+            _add(out, Severity.MEDIUM, "server_prefers_weaker_cipher",
+                 f"the server chose {name} although the client offered {_suite_names(better, 2)}: "
+                 "put ECDHE+AEAD suites first in the server's cipher list and enforce server preference")
+
+
+def key_exchange_rules(r, out: list) -> None:
+    st = r.state
+    ske = st.server_key_exchange if st is not None else None
+    if ske is not None:
+        p_bits = getattr(ske, "p_bits", None)
+        if p_bits:
+            if p_bits < 1024:
+                _add(out, Severity.CRITICAL, "weak_dh_group", f"DHE group of {p_bits} bits (Logjam): use ≥ 2048 bits or ECDHE")
+            elif p_bits < 2048:
+                _add(out, Severity.HIGH, "weak_dh_group", f"DHE group of {p_bits} bits (Logjam): use ≥ 2048 bits or ECDHE")
+    g = r.group
+    if g is not None and g in _WEAK_CURVES:
+        _add(out, Severity.HIGH if _CURVE_BITS.get(g, 0) < 224 else Severity.MEDIUM, "weak_curve",
+             f"key exchange on {group_name(g)} ({_CURVE_BITS.get(g)}-bit curve): use x25519 or secp256r1+")
+
+
+def alert_rules(r, out: list) -> None:
+    st = r.state
+    for a in r.alerts:
+        if a.level != 2 or a.description is None:
+            continue
+        who = "client" if a.from_client else "server"
+        desc = alert_description_name(a.description)
+        cause = _ALERT_CAUSES.get(a.description, "")
+        if a.description == 40 and not a.from_client and st is not None and st.certificate_request is not None \
+                and not st.certificates.get("client"):
+            cause = "the server requires a client certificate and none was sent"
+        elif a.description == 40 and r.server_hello is None:
+            cause = "no cipher suite, version or group in common with the client's offer"
+        elif a.description in (42, 46, 48, 45, 44) and not a.from_client:
+            cause = "the server rejected the client certificate: " + cause
+        elif a.description in (42, 46, 48, 45, 44) and a.from_client:
+            cause = "the client rejected the server certificate: " + cause
+        _add(out, Severity.HIGH, f"alert_{desc}",
+             f"fatal alert {desc} from the {who}" + (f": {cause}" if cause else ""))
+    if st is not None:
+        for code, msg in st.http_notes:
+            _add(out, Severity.HIGH, code, msg)
+
+
+HISTORY_LETTERS = {0: "h", 1: "c", 2: "s", 3: "v", 4: "t", 5: "e", 6: "j", 8: "o", 11: "x", 12: "k", 13: "r",
+                   14: "n", 15: "y", 16: "g", 20: "f", 21: "w", 22: "u", 23: "a", 24: "p", 254: "m"}
+
+
+def history(r) -> str:
+    """Zeek's ssl_history letters: upper case from the client, lower case from the server."""
+    st = r.state
+    out = []
+    if st is not None and st.swapped:
+        out.append("^")
+    for e in r.timeline:
+        if e.content_type == 22 and (not e.encrypted or e.decrypted) and e.handshake_type is not None:
+            ch = HISTORY_LETTERS.get(e.handshake_type, "z")
+            if e.name == "HelloRetryRequest":
+                ch = "j"
+        elif e.content_type == 20:
+            ch = "i"
+        elif e.content_type == 21 and (not e.encrypted or e.decrypted):
+            ch = "l"
+        elif e.content_type == 23:
+            ch = "d"
+        elif e.content_type == 24:
+            ch = "b"
+        elif e.content_type in (21, 22):
+            continue        # encrypted handshake/alert: not seen by a passive observer without keys
+        else:
+            ch = "q"
+        out.append(ch.upper() if e.from_client else ch)
+        if len(out) >= 100:
+            break
+    return "".join(out)
+
+
+def apply_rules(r) -> None:
+    out: list = []
+    protocol_rules(r, out)
+    cipher_rules(r, out)
+    key_exchange_rules(r, out)
+    alert_rules(r, out)
+    existing = {f.code for f in r.findings}
+    r.findings.extend(f for f in out if f.code not in existing)
+    r.history = history(r)
