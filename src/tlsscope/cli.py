@@ -141,7 +141,8 @@ def cmd_read(args) -> int:
         if an is not None:
             for note in an.stats.notes:
                 if getattr(note, "code", "") in ("capture_truncated", "capture_corrupt") or type(note).__name__ == "CaptureNote":
-                    print(f"tlsscope: {path}: {note.message}", file=sys.stderr)
+                    msg = note.message if str(path) in note.message else f"{path}: {note.message}"
+                    print(f"tlsscope: {msg}", file=sys.stderr)
             if an.stats.tls_connections == 0 and not args.json:
                 print(f"tlsscope: {path}: no TLS connections found ({an.stats.segments} TCP segments, "
                       f"{an.stats.non_tls_flows} non-TLS flows)", file=sys.stderr)

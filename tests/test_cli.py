@@ -1,0 +1,129 @@
+"""The command line as a user runs it: outputs, filters, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import CORPUS, need_corpus
+
+TLS13 = "syncsynchalt_illustrated-tls13/captures/capture.pcap"
+TLS12 = "syncsynchalt_illustrated-tls12/captures/capture.pcap"
+
+
+def run(*args, check_rc: int | None = 0):
+    p = subprocess.run([sys.executable, "-m", "tlsscope", *map(str, args)], capture_output=True, text=True,
+                       timeout=120)
+    if check_rc is not None:
+        assert p.returncode == check_rc, (p.returncode, p.stdout[-1500:], p.stderr[-1500:])
+    assert "Traceback" not in p.stderr, p.stderr
+    return p
+
+
+def test_json_contract_tls12():
+    need_corpus()
+    out = run("read", "--json", CORPUS / TLS12).stdout.splitlines()
+    assert len(out) == 1
+    d = json.loads(out[0])
+    for key in ("client", "server", "client_hello", "server_hello", "version", "cipher_suite", "certificates",
+                "alerts", "messages", "application_data", "findings", "ja3", "ja3_string", "ja3s",
+                "ja3s_string", "ja4", "ja4_r", "ja4_o", "ja4_ro", "history"):
+        assert key in d, key
+    assert d["client"] == {"ip": "::1", "port": 50159} and d["server"]["port"] == 8443
+    ch = d["client_hello"]
+    assert ch["server_name"] == "example.ulfheim.net"
+    assert isinstance(ch["cipher_suites"][0], int) and len(ch["random"]) == 64
+    assert ch["extensions"][0]["type"] == 0 and ch["extensions"][0]["name"] == "server_name"
+    assert d["server_hello"]["cipher_suite"] == 0xC013
+    assert d["server_hello"]["selected_version"] == 0x0303 and d["server_hello"]["is_hello_retry_request"] is False
+    assert d["version"] == {"code": 0x0303, "name": "TLS 1.2"}
+    assert d["cipher_suite"]["name"] == "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"
+    assert len(d["certificates"]["server"]) == 1 and d["certificates"]["client"] == []
+    assert d["certificates"]["server"][0]["subject"].endswith("CN=example.ulfheim.net") or \
+        "example.ulfheim.net" in d["certificates"]["server"][0]["subject"]
+    names = [m["name"] for m in d["messages"]]
+    assert names[:6] == ["ClientHello", "ServerHello", "Certificate", "ServerKeyExchange", "ServerHelloDone",
+                         "ClientKeyExchange"]
+    assert "Encrypted Handshake Message" in names
+    assert d["alerts"] and d["alerts"][0]["encrypted"] is True
+    assert d["application_data"]["client"]["records"] >= 1
+    assert any(f["code"] == "cbc_without_etm" for f in d["findings"])
+    assert {"severity", "code", "message"} <= set(d["findings"][0])
+
+
+def test_tls13_certificates_not_visible_without_keys():
+    need_corpus()
+    d = json.loads(run("read", "--json", CORPUS / TLS13).stdout)
+    assert d["version"]["name"] == "TLS 1.3"
+    assert d["certificates"]["server"] is None
+    assert d["server_hello"]["selected_version"] == 0x0304 and d["server_hello"]["legacy_version"] == 0x0303
+
+
+def test_summary_and_text_views():
+    need_corpus()
+    line = run("read", "--summary", CORPUS / TLS12).stdout.strip()
+    assert line.startswith("#1 ") and "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA" in line and "sni=example.ulfheim.net" in line
+    text = run("read", CORPUS / TLS12).stdout
+    assert "ClientHello" in text and "ServerKeyExchange" in text and "x25519" in text
+    verbose = run("read", "-v", CORPUS / TLS12).stdout
+    assert len(verbose) > len(text) and "random" in verbose
+
+
+def test_filters():
+    need_corpus()
+    f = CORPUS / TLS12
+    assert run("read", "--summary", "--port", 8443, f).stdout.strip()
+    assert not run("read", "--summary", "--port", 1, f).stdout.strip()
+    assert run("read", "--summary", "--sni", "*.ulfheim.net", f).stdout.strip()
+    assert not run("read", "--summary", "--sni", "nope.example", f).stdout.strip()
+    assert run("read", "--summary", "--conn", 1, f).stdout.strip()
+    assert not run("read", "--summary", "--conn", 2, f).stdout.strip()
+    assert run("read", "--summary", "--host", "::1", f).stdout.strip()
+
+
+def test_missing_file_is_one_line_exit_2(tmp_path: Path):
+    p = run("read", tmp_path / "nope.pcap", check_rc=2)
+    assert "nope.pcap" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("content", [b"", b"hello world, not a capture\n", b"\x7fELF" + b"\x00" * 60])
+def test_not_a_capture_is_one_line_exit_2(tmp_path: Path, content: bytes):
+    f = tmp_path / "x.pcap"
+    f.write_bytes(content)
+    p = run("read", f, check_rc=2)
+    assert "x.pcap" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_directory_is_an_error(tmp_path: Path):
+    p = run("read", tmp_path, check_rc=2)
+    assert str(tmp_path) in p.stderr
+
+
+def test_truncated_capture_decodes_up_to_the_cut(tmp_path: Path):
+    need_corpus()
+    data = (CORPUS / TLS12).read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[: len(data) // 2 + 7])
+    p = run("read", "--json", cut)
+    d = json.loads(p.stdout.splitlines()[0])
+    assert d["client_hello"] is not None and d["end"].startswith("capture ended")
+    assert "cut" in p.stderr.lower() or "truncated" in p.stderr.lower()
+
+
+def test_gzip_capture(tmp_path: Path):
+    need_corpus()
+    gz = tmp_path / "c.pcap.gz"
+    gz.write_bytes(gzip.compress((CORPUS / TLS12).read_bytes()))
+    d = json.loads(run("read", "--json", gz).stdout)
+    assert d["sni"] == "example.ulfheim.net"
+
+
+def test_several_files_one_bad(tmp_path: Path):
+    need_corpus()
+    p = run("read", "--summary", CORPUS / TLS12, tmp_path / "missing.pcap", check_rc=2)
+    assert "ulfheim" in p.stdout and "missing.pcap" in p.stderr
