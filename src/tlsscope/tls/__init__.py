@@ -1,0 +1,1 @@
+"""TLS handshake message, extension and certificate decoding (pure, no I/O)."""
