@@ -46,6 +46,29 @@ def make_options(*, keylog=None, rsa_key=None, ca=None, crl=None, hostname: str 
     return opts
 
 
+def with_embedded_secrets(options: Options, path: PathLike) -> Options:
+    """Options whose key log also holds the capture's pcapng Decryption Secrets Blocks.
+
+    Secrets are collected before the packets are read, so a DSB written after the
+    packets it unlocks (as ``tlsscope live -w`` does) still decrypts them.
+    """
+    from .capture.prescan import find_decryption_secrets
+    from .pipeline import TLS_KEYLOG_SECRETS
+
+    blocks = [b for b in find_decryption_secrets(path) if b.secrets_type == TLS_KEYLOG_SECRETS]
+    if not blocks:
+        return options
+    import dataclasses
+
+    from .decrypt import KeyLog
+    keylog = KeyLog()
+    if options.keylog is not None:
+        keylog.merge(options.keylog)
+    for b in blocks:
+        keylog.merge(KeyLog.from_bytes(b.data, source=f"{path}: Decryption Secrets Block"))
+    return dataclasses.replace(options, keylog=keylog)
+
+
 def read(path: PathLike, options: Options | None = None, **kwargs) -> Iterator[ConnectionReport]:
     """Every TLS connection in the capture at ``path``, as reports, in the order they end.
 
@@ -59,7 +82,7 @@ def read(path: PathLike, options: Options | None = None, **kwargs) -> Iterator[C
         options = make_options(**kwargs)
     reader = open_capture(path)
     try:
-        yield from analyze(reader, options)
+        yield from analyze(reader, with_embedded_secrets(options, path))
     finally:
         reader.close()
 

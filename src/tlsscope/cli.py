@@ -44,6 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--ladder", metavar="OUT.svg", help="write a ladder diagram of --conn N (SVG)")
     _add_common(rd)
 
+    lv = sub.add_parser("live", help="the same analysis on live traffic (scapy/libpcap)")
+    lv.add_argument("-i", "--interface", required=True, metavar="IFACE")
+    lv.add_argument("-f", "--filter", default="tcp", metavar="BPF", help="kernel capture filter (default: tcp)")
+    lv.add_argument("-w", "--write", metavar="OUT.pcapng",
+                    help="also write what was captured (with the key log as a Decryption Secrets Block)")
+    lv.add_argument("--count", type=int, metavar="N", help="stop after N packets")
+    lv.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    lv.add_argument("--json", action="store_true",
+                    help='JSON Lines: {"event": "handshake"|"end", ...report}')
+    lv.add_argument("--summary", action="store_true", help="one line per event")
+    lv.add_argument("--key-delay", type=float, metavar="S",
+                    help="hold packets S seconds so a growing key log can catch up (default 1 with --keylog)")
+    _add_common(lv)
+
     fo = sub.add_parser("follow", help="the decrypted application data of one connection")
     fo.add_argument("file", metavar="CAPTURE")
     fo.add_argument("--hex", action="store_true", help="hex dump instead of text")
@@ -97,6 +111,7 @@ def _stderr_console():
 
 
 def cmd_read(args) -> int:
+    from .api import with_embedded_secrets
     from .capture import CaptureError, open_capture
     from .pipeline import analyze
 
@@ -119,7 +134,7 @@ def cmd_read(args) -> int:
         stats: list = []
         items, prog = _progress(reader, not args.no_progress)
         try:
-            for report in analyze(items, options, stats_out=stats):
+            for report in analyze(items, with_embedded_secrets(options, path), stats_out=stats):
                 if args.ladder:
                     ladder_reports.append(report)
                 if args.json:
@@ -172,8 +187,9 @@ def cmd_follow(args) -> int:
         reader = open_capture(args.file)
     except CaptureError as e:
         raise UserError(str(e)) from None
+    from .api import with_embedded_secrets
     with reader:
-        reports = list(analyze(reader, options))
+        reports = list(analyze(reader, with_embedded_secrets(options, args.file)))
     if not reports:
         raise UserError(f"{args.file}: no TLS connection number {args.conn}")
     if not chunks:
@@ -202,6 +218,61 @@ def cmd_follow(args) -> int:
     return EXIT_OK
 
 
+def cmd_live(args) -> int:
+    from .live import LiveError, run_live
+
+    keylog_path = None
+    if args.keylog:
+        # the first key log is followed while it grows; others are loaded once
+        keylog_path, args.keylog = args.keylog[0], args.keylog[1:] or None
+    options = _options(args)
+    console = None
+    if not args.json and not args.summary:
+        from rich.console import Console
+        console = Console(highlight=False)
+
+    def show(report, event: str):
+        if args.json:
+            d = report.to_json()
+            d["event"] = event
+            sys.stdout.write(json.dumps(d, ensure_ascii=False) + "\n")
+        elif args.summary or event == "end":
+            from .render.summary import summary_line
+            prefix = "handshake " if event == "handshake" else "end       "
+            sys.stdout.write(prefix + summary_line(report) + "\n")
+        else:
+            from .render.text import print_report
+            print_report(console, report)
+        sys.stdout.flush()
+
+    announced: set[int] = set()
+
+    def on_handshake(report):
+        announced.add(report.id)
+        show(report, "handshake")
+
+    def on_close(report):
+        if report.id not in announced and not args.json and not args.summary:
+            show(report, "handshake")     # never completed: show the whole story once
+        else:
+            show(report, "end")
+    try:
+        stats = run_live(args.interface, bpf=args.filter, options=options, keylog_path=keylog_path,
+                         write_path=args.write, count=args.count, duration=args.duration,
+                         key_delay=args.key_delay, on_handshake=on_handshake, on_close=on_close)
+    except LiveError as e:
+        raise UserError(str(e)) from None
+    drops = ""
+    if stats.kernel_dropped is not None:
+        drops = f", kernel received {stats.kernel_received}, dropped {stats.kernel_dropped}" \
+                f" (interface {stats.interface_dropped})"
+    print(f"tlsscope live: {stats.packets} packets ({stats.tcp_segments} TCP segments){drops}; "
+          f"{stats.connections} TLS connections, {stats.handshakes} handshakes completed, "
+          f"{stats.incomplete} incomplete" + (f"; written to {args.write}" if args.write else ""),
+          file=sys.stderr)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -210,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_read(args)
         if args.command == "follow":
             return cmd_follow(args)
+        if args.command == "live":
+            return cmd_live(args)
         parser.error(f"unknown command {args.command}")
     except UserError as e:
         print(f"tlsscope: error: {e}", file=sys.stderr)

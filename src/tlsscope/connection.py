@@ -46,6 +46,13 @@ _NGINX_MTLS = (
 )
 
 
+
+def _coalesced_alerts(body: bytes) -> bool:
+    """Is ``body`` a run of plausible 2-byte alerts (known level and description)?"""
+    from .registry.protocol import ALERT_DESCRIPTIONS
+    return len(body) % 2 == 0 and all(body[i] in (1, 2) and body[i + 1] in ALERT_DESCRIPTIONS
+                                      for i in range(0, len(body), 2))
+
 @dataclass(slots=True)
 class TimelineEntry:
     """One record or handshake message, in the order seen."""
@@ -161,12 +168,18 @@ class TlsConnection:
         self._a = _Side()
         self._b = _Side()
         self._swapped = False           # True when the TCP responder turned out to be the TLS client
+        if not syn_seen and client.port < server.port:
+            # Picked up mid-stream: until a hello says otherwise, the lower port is the server's
+            # (as tshark assumes), not the side that happened to send the first captured segment.
+            self._swapped = True
         self._decryptor = decryptor
         self._on_plaintext = on_plaintext
         self._suite_info = suite_info
         self._tls13 = False
         self._hs_done_sides: set[bool] = set()
         self.not_tls = False            # the pipeline stops feeding when this turns True
+        self.announced = False          # live: the handshake report was already shown
+        self._client_flight_after_sh = False
 
     # -- helpers -------------------------------------------------------------
     def _side(self, from_a: bool) -> _Side:
@@ -214,6 +227,35 @@ class TlsConnection:
         elif side.mode == "detect":
             side.prelude_tail = b""
 
+    @property
+    def handshake_done(self) -> bool:
+        """Both Finished seen (TLS <= 1.2), or the client's encrypted flight after ServerHello (TLS 1.3)."""
+        st = self.state
+        if st.finished["client"] and st.finished["server"]:
+            return True
+        return self._tls13 and self._client_flight_after_sh
+
+    def snapshot(self) -> ConnectionState:
+        """The state so far, for a report before the connection ends (live capture)."""
+        import copy
+        st = copy.copy(self.state)
+        st.timeline = list(self.state.timeline)
+        st.alerts = list(self.state.alerts)
+        st.findings = list(self.state.findings)
+        st.certificates = dict(self.state.certificates)
+        self._finish_state(st)
+        return st
+
+    def _finish_state(self, st: ConnectionState) -> None:
+        st.swapped = self._swapped
+        if self._swapped:
+            st.client, st.server = self.state.server, self.state.client
+        st.stats = {"client": self._side(not self._swapped).stats, "server": self._side(self._swapped).stats}
+        st.prelude = {"client": bytes(self._side(not self._swapped).prelude),
+                      "server": bytes(self._side(self._swapped).prelude)}
+        if self._decryptor is not None:
+            st.decryption = self._decryptor
+
     def close(self, ts: float, frame: int, reason: str):
         st = self.state
         st.close_reason = reason
@@ -224,14 +266,7 @@ class TlsConnection:
                 self._records(from_a, side.records.finish())
             for note in side.hs.finish():
                 self._hs_note(from_a, note)
-        st.swapped = self._swapped
-        if self._swapped:
-            st.client, st.server = st.server, st.client
-        st.stats = {"client": self._side(not self._swapped).stats, "server": self._side(self._swapped).stats}
-        st.prelude = {"client": bytes(self._side(not self._swapped).prelude),
-                      "server": bytes(self._side(self._swapped).prelude)}
-        if self._decryptor is not None:
-            st.decryption = self._decryptor
+        self._finish_state(st)
         return st
 
     # -- detection -----------------------------------------------------------
@@ -295,18 +330,7 @@ class TlsConnection:
         if ct != rl.APPLICATION_DATA:
             side.last_app = None
         if ct == rl.CHANGE_CIPHER_SPEC:
-            # TLS 1.3's compatibility CCS is always plaintext, whatever else is encrypted
-            self._add(TimelineEntry(from_client, rec.ts, rec.frame, ct, None, "ChangeCipherSpec",
-                                    side.encrypted and not self._tls13, length=len(rec.fragment),
-                                    offset=rec.offset))
-            if rec.fragment != b"\x01":
-                self._finding(Severity.LOW, "ccs_malformed",
-                              f"ChangeCipherSpec with body {rec.fragment[:8].hex()} (expected 01)")
-            if not self._tls13:
-                side.encrypted = True
-                side.hs.reset()
-                if self._decryptor is not None:
-                    self._decryptor.observe_change_cipher_spec(from_client)
+            self._change_cipher_spec(from_a, side, rec)
             return
         encrypted = side.encrypted or (ct == rl.APPLICATION_DATA)
         if encrypted and ct in (rl.ALERT, rl.HANDSHAKE, rl.APPLICATION_DATA, rl.HEARTBEAT):
@@ -331,9 +355,38 @@ class TlsConnection:
             self._finding(Severity.MEDIUM, "unknown_content_type",
                           f"record with unknown content type {ct} ({len(rec.fragment)} bytes) kept raw")
 
+    def _change_cipher_spec(self, from_a: bool, side: _Side, rec: rl.Record) -> None:
+        st = self.state
+        from_client = self._from_client(from_a)
+        # TLS 1.3's middlebox-compatibility CCS (RFC 8446 D.4) is plaintext and changes nothing: after
+        # a HelloRetryRequest, or from a client that has not seen a ServerHello yet (a TLS <= 1.2
+        # client sends CCS only after the server's whole flight).
+        compat = (self._tls13 or st.hello_retry_request is not None
+                  or (from_client and st.client_hello is not None and st.server_hello is None))
+        # Inside an encrypted channel (renegotiation) the CCS itself is encrypted with the old keys.
+        encrypted = side.encrypted and not compat
+        body, decrypted = rec.fragment, False
+        if encrypted and self._decryptor is not None:
+            res = self._decryptor.decrypt(from_client, rec.content_type, rec.legacy_version, rec.fragment)
+            if res is not None and hasattr(res, "plaintext"):
+                body, decrypted = res.plaintext, True
+        self._add(TimelineEntry(from_client, rec.ts, rec.frame, rec.content_type, None, "ChangeCipherSpec",
+                                encrypted, decrypted, length=len(body), offset=rec.offset))
+        if (not encrypted or decrypted) and body != b"\x01":
+            self._finding(Severity.LOW, "ccs_malformed",
+                          f"ChangeCipherSpec with body {body[:8].hex()} (expected 01)")
+        if not compat:
+            side.encrypted = True
+            side.hs.reset()
+            side.hs_dec.reset()
+            if self._decryptor is not None:
+                self._decryptor.observe_change_cipher_spec(from_client)
+
     def _encrypted_record(self, from_a: bool, side: _Side, rec: rl.Record) -> None:
         from_client = self._from_client(from_a)
         ct = rec.content_type
+        if from_client and self._tls13:
+            self._client_flight_after_sh = True
         if self._decryptor is not None:
             res = self._decryptor.decrypt(from_client, ct, rec.legacy_version, rec.fragment)
             if res is not None and hasattr(res, "plaintext"):
@@ -423,7 +476,17 @@ class TlsConnection:
 
     def _alert(self, from_a: bool, body: bytes, rec: rl.Record, *, encrypted: bool, decrypted: bool) -> None:
         from_client = self._from_client(from_a)
-        # several alerts may share a record; a lone odd byte is malformed
+        if not encrypted and len(body) > 2 and not _coalesced_alerts(body):
+            # An alert is 2 bytes; a longer record that is not a run of valid alerts was encrypted
+            # under keys whose start we did not see (capture picked up mid-stream, lost CCS).
+            self._add(TimelineEntry(from_client, rec.ts, rec.frame, rl.ALERT, None, "Encrypted Alert", True,
+                                    length=len(body), offset=rec.offset))
+            self.state.alerts.append(Alert(from_client, None, None, True, False, rec.ts, rec.frame))
+            self._finding(Severity.LOW, "alert_assumed_encrypted",
+                          f"{'client' if from_client else 'server'}: alert record of {len(body)} bytes taken as "
+                          "encrypted (the start of encryption was not seen)")
+            return
+        # several alerts may share a record (TLS <= 1.2); a lone odd byte is malformed
         for i in range(0, max(len(body), 1), 2):
             pair = body[i:i + 2]
             if len(pair) != 2:
@@ -486,6 +549,11 @@ class TlsConnection:
             # The TCP responder sent the ClientHello: the capture began mid-stream or roles are unusual.
             self._swapped = not self._swapped
             from_client = True
+        elif (mt == SERVER_HELLO and from_client and not decrypted and st.client_hello is None
+              and st.sslv2_client_hello is None and st.server_hello is None and st.hello_retry_request is None):
+            # No ClientHello seen (mid-stream pick-up): the ServerHello's sender is the server.
+            self._swapped = not self._swapped
+            from_client = False
         err = None
         msg = None
         try:

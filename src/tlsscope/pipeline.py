@@ -38,6 +38,8 @@ class Options:
     on_plaintext: Callable[[int, bool, bytes], None] | None = None
     fingerprints: bool = True
     findings: bool = True
+    # live: called with a report as soon as a connection's handshake completes
+    on_handshake: Callable[[ConnectionReport], None] | None = None
 
 
 @dataclass
@@ -90,7 +92,10 @@ class Analyzer:
         if dsb.secrets_type != TLS_KEYLOG_SECRETS:
             return
         from .decrypt import KeyLog
-        extra = KeyLog.from_bytes(dsb.data, source="pcapng Decryption Secrets Block")
+        self.feed_secrets(KeyLog.from_bytes(dsb.data, source="pcapng Decryption Secrets Block"))
+
+    def feed_secrets(self, extra) -> None:
+        """More key material (a DSB, a growing key log file): later records can be decrypted."""
         if self._keylog is None:
             self._keylog = extra
         else:
@@ -113,9 +118,15 @@ class Analyzer:
                 conn.data(ev.from_client, ev.data, ev.ts, ev.frame)
                 if conn.not_tls:
                     self._drop(ev.flow_id)
-                elif not was_tls and conn.state.is_tls:
+                    continue
+                if not was_tls and conn.state.is_tls:
                     self._ids[ev.flow_id] = self._next_id
                     self._next_id += 1
+                if self.options.on_handshake is not None and conn.handshake_done and not conn.announced:
+                    conn.announced = True
+                    report = self._report(self._ids[ev.flow_id], conn.snapshot())
+                    if report is not None:
+                        self.options.on_handshake(report)
             elif t is TcpOpen:
                 conns[ev.flow_id] = self._new_connection(ev)
             elif t is TcpGap:

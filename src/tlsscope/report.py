@@ -85,6 +85,8 @@ def _end_description(st: ConnectionState, handshake_complete: bool) -> str:
     if enc:
         a = enc[0]
         return f"encrypted alert from {'client' if a.from_client else 'server'}"
+    if st.close_reason is None:
+        return "still open" if handshake_complete else "handshake in progress"
     reason = {"fin": "TCP FIN", "rst": "TCP RST", "end_of_capture": "capture ended", "idle": "idle timeout",
               "reused": "port reused by a new connection", "evicted": "evicted (flow table full)"}
     text = reason.get(st.close_reason or "", st.close_reason or "unknown")
