@@ -23,6 +23,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="trust anchors (PEM bundle, DER file or directory) to check chains against; may be repeated")
     p.add_argument("--crl", action="append", metavar="FILE", help="CRL(s) for revocation checks; may be repeated")
     p.add_argument("--hostname", help="host name to check the server certificate against (default: the SNI)")
+    p.add_argument("--seclevel", type=int, default=2, choices=range(0, 6), metavar="0-5",
+                   help="OpenSSL security level of the verifying peer for key/digest strength "
+                        "(default 2, as Debian/Ubuntu/Fedora ship; 0 accepts SHA-1 and 1024-bit RSA)")
     p.add_argument("--sni", help="only connections whose SNI matches this (shell-style pattern)")
     p.add_argument("--host", help="only connections with this IP address (or network) at either end")
     p.add_argument("--port", type=int, help="only connections with this TCP port at either end")
@@ -76,7 +79,7 @@ def _options(args):
     try:
         return make_options(keylog=args.keylog, rsa_key=args.rsa_key, ca=args.ca, crl=args.crl,
                             hostname=args.hostname, sni=args.sni, host=args.host, port=args.port,
-                            conn=args.conn)
+                            conn=args.conn, seclevel=args.seclevel)
     except OSError as e:
         raise UserError(f"{e.filename or ''}: {e.strerror or e}") from None
     except Exception as e:  # noqa: BLE001 - loaders raise their own one-line errors

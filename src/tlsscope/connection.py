@@ -18,6 +18,7 @@ from .findings import Finding, Severity
 from .model import Endpoint
 from .tls import records as rl
 from .tls.handshake import HandshakeDefragmenter, HandshakeNote, RawHandshake
+from .tls.context import is_tls13
 from .tls.messages import DecodeContext, decode_handshake, decode_sslv2_client_hello
 
 TLS13 = 0x0304
@@ -34,6 +35,7 @@ CERTIFICATE, SERVER_KEY_EXCHANGE, CERTIFICATE_REQUEST = 11, 12, 13
 SERVER_HELLO_DONE, CERTIFICATE_VERIFY, CLIENT_KEY_EXCHANGE = 14, 15, 16
 FINISHED, CERTIFICATE_STATUS, KEY_UPDATE, ENCRYPTED_EXTENSIONS = 20, 22, 24, 8
 COMPRESSED_CERTIFICATE = 25
+DRAFT_HELLO_RETRY_REQUEST = 6     # TLS 1.3 drafts before -22
 
 
 _NGINX_MTLS = (
@@ -45,6 +47,18 @@ _NGINX_MTLS = (
      "verification (wrong CA, expired or revoked)"),
 )
 
+
+
+# MAC lengths of the NULL-cipher suites' HMACs (RFC 5246 §6.2.3.1)
+_MAC_LENGTHS = {"MD5": 16, "SHA": 20, "SHA256": 32, "SHA384": 48}
+
+
+@dataclass(frozen=True, slots=True)
+class _Readable:
+    """A record readable without keys (NULL cipher), shaped like a decryption result."""
+
+    content_type: int
+    plaintext: bytes
 
 
 def _coalesced_alerts(body: bytes) -> bool:
@@ -332,7 +346,9 @@ class TlsConnection:
         if ct == rl.CHANGE_CIPHER_SPEC:
             self._change_cipher_spec(from_a, side, rec)
             return
-        encrypted = side.encrypted or (ct == rl.APPLICATION_DATA)
+        # TLS 1.3 protects every record as outer type application_data (RFC 8446 §5.2): an outer
+        # alert/handshake is plaintext (e.g. a client aborting before it installed handshake keys).
+        encrypted = (ct == rl.APPLICATION_DATA) or (side.encrypted and not self._tls13)
         if encrypted and ct in (rl.ALERT, rl.HANDSHAKE, rl.APPLICATION_DATA, rl.HEARTBEAT):
             self._encrypted_record(from_a, side, rec)
             return
@@ -382,6 +398,15 @@ class TlsConnection:
             if self._decryptor is not None:
                 self._decryptor.observe_change_cipher_spec(from_client)
 
+    def _null_cipher_mac(self, side: _Side) -> int | None:
+        """MAC length when the negotiated TLS <= 1.2 suite encrypts with NULL, else None."""
+        if not side.encrypted or self._tls13 or self.state.cipher_suite is None or self._suite_info is None:
+            return None
+        info = self._suite_info(self.state.cipher_suite)
+        if info is None or not info.null_cipher:
+            return None
+        return _MAC_LENGTHS.get(info.mac)
+
     def _encrypted_record(self, from_a: bool, side: _Side, rec: rl.Record) -> None:
         from_client = self._from_client(from_a)
         ct = rec.content_type
@@ -392,10 +417,16 @@ class TlsConnection:
             if res is not None and hasattr(res, "plaintext"):
                 self._decrypted(from_a, side, rec, res)
                 return
-            if res is not None and not side.decrypt_failed:
+            null_mac = self._null_cipher_mac(side)
+            if res is not None and not side.decrypt_failed and null_mac is None:
                 side.decrypt_failed = True
                 self._finding(Severity.MEDIUM, "decryption_failed",
                               f"{'client' if from_client else 'server'}: {res.reason}")
+        null_mac = self._null_cipher_mac(side)
+        if null_mac is not None and len(rec.fragment) >= null_mac:
+            # A NULL-cipher suite protects nothing: the fragment is the plaintext followed by the MAC.
+            self._decrypted(from_a, side, rec, _Readable(ct, rec.fragment[:len(rec.fragment) - null_mac]))
+            return
         if ct == rl.APPLICATION_DATA:
             side.stats.app_records += 1
             side.stats.app_bytes += len(rec.fragment)
@@ -575,6 +606,11 @@ class TlsConnection:
             self._decryptor.observe_handshake(from_client, raw.raw)
         if msg is None:
             return
+        # A malformed extension body stays inside its Extension (the message still decodes): report it.
+        for ext in getattr(msg, "extensions", None) or ():
+            if getattr(ext, "error", None) is not None:
+                self._finding(Severity.MEDIUM, "extension_malformed",
+                              f"{'client' if from_client else 'server'} {name} extension {ext.type}: {ext.error}")
         self._apply(from_client, mt, msg, raw, decrypted)
 
     def _apply(self, from_client: bool, mt: int, msg, raw: RawHandshake, decrypted: bool) -> None:
@@ -596,11 +632,15 @@ class TlsConnection:
                 st.server_hello = msg
                 st.version = msg.selected_version
                 st.cipher_suite = msg.cipher_suite
-                if st.version == TLS13:
+                if is_tls13(st.version):            # drafts (0x7fxx, 0xfbxx) included
                     self._tls13 = True
                     # RFC 8446 §2: everything after ServerHello is encrypted in both directions.
                     self._a.encrypted = True
                     self._b.encrypted = True
+        elif mt == DRAFT_HELLO_RETRY_REQUEST:
+            st.hello_retry_request = msg
+            if msg.cipher_suite is not None:
+                st.cipher_suite = msg.cipher_suite
         elif mt == CERTIFICATE:
             ders = [e.cert_data for e in msg.certificate_list]
             st.certificates[who] = ders

@@ -36,7 +36,7 @@ def certificate_checks(report: "ConnectionReport", options: "Options") -> dict:
                 hostname=(options.hostname or report.sni) if side == "server" else None,
                 requested_ca_names=requested,
                 ocsp_response=st.ocsp_response if side == "server" else None,
-                now=options.now)
+                now=options.now, security_level=options.security_level)
         elif ders is None and st.version == TLS13 and st.server_hello is not None and not report.resumed:
             if side == "client" and report.end.startswith("fatal") and not st.certificate_request:
                 checks[side] = absent("no client certificate visible (TLS 1.3 encrypts the handshake)")

@@ -28,6 +28,7 @@ class Options:
     trust: Any = None                  # tlsscope.certs.TrustStore
     crls: Any = None                   # tlsscope.certs.CrlSet
     hostname: str | None = None        # --hostname: overrides the SNI for host-name checks
+    security_level: int = 2            # --seclevel: OpenSSL SECLEVEL assumed for the verifying peer
     now: datetime.datetime | None = None
     # filters
     sni: str | None = None

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import hello
-from .connection import TLS13, ConnectionState, TimelineEntry
+from .connection import ConnectionState, TimelineEntry
 from .findings import Finding, Severity
 from .jsonable import to_jsonable
 from .model import Endpoint
+from .tls.context import is_tls13
 from .registry import (alert_description_name, alert_level_name, cipher_suite_name,
                        content_type_name, extension_name, group_name, handshake_type_name,
                        version_name)
@@ -100,7 +101,7 @@ def _handshake_complete(st: ConnectionState) -> bool:
         return False
     if st.finished["client"] and st.finished["server"]:
         return True
-    if st.version == TLS13:
+    if is_tls13(st.version):
         # Without keys the Finished messages are invisible: application data from both
         # sides (or the client's encrypted flight answered) shows the handshake completed.
         c = st.stats.get("client")
@@ -113,7 +114,7 @@ def _resumed(st: ConnectionState) -> bool:
     sh, ch = st.server_hello, st.client_hello
     if sh is None or ch is None:
         return False
-    if st.version == TLS13:
+    if is_tls13(st.version):
         return hello.has_extension(sh, hello.PRE_SHARED_KEY)
     sid = sh.legacy_session_id
     if sid and sid == ch.legacy_session_id:
@@ -149,12 +150,12 @@ def build_report(conn_id: int, st: ConnectionState) -> ConnectionReport:
         ders = st.certificates.get(side)
         if ders is not None:
             certs[side] = [parse_certificate(d) for d in ders]
-        elif st.version == TLS13 and sh is not None:
+        elif is_tls13(st.version) and sh is not None:
             certs[side] = None      # encrypted: not visible without keys
         else:
             certs[side] = []
     requested = st.certificate_request is not None
-    if st.version == TLS13 and st.certificates.get("client") is None and not _saw_decrypted(st):
+    if is_tls13(st.version) and st.certificates.get("client") is None and not _saw_decrypted(st):
         client_sent = None
         requested = requested or False
     else:
@@ -241,6 +242,11 @@ def client_hello_json(ch) -> dict | None:
 def server_hello_json(sh) -> dict | None:
     if sh is None:
         return None
+    if not hasattr(sh, "random"):       # DraftHelloRetryRequest (type 6, TLS 1.3 drafts < 22)
+        return {"legacy_version": sh.server_version, "random": None, "session_id": None,
+                "cipher_suite": sh.cipher_suite, "compression_method": None, "extensions": _extensions_json(sh),
+                "selected_version": sh.server_version, "is_hello_retry_request": True,
+                "downgrade_sentinel": None}
     return {
         "legacy_version": sh.legacy_version,
         "random": sh.random.hex(),

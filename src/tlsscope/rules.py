@@ -110,9 +110,15 @@ def protocol_rules(r, out: list) -> None:
     if hello.has_extension(sh, hello.HEARTBEAT):
         _add(out, Severity.MEDIUM, "heartbeat_extension", "the server enables the heartbeat extension (Heartbleed surface)")
     if sh.downgrade_sentinel:
-        _add(out, Severity.HIGH, "downgrade_sentinel",
-             f"the server's random carries the TLS 1.3 downgrade sentinel ({sh.downgrade_sentinel}): it supports a "
-             f"higher version than negotiated; a client supporting TLS 1.3 must abort (possible downgrade attack)")
+        client_max = max(hello.supported_versions(ch) or [ch.legacy_version]) if ch is not None else None
+        if client_max is not None and client_max >= TLS13 and client_max < 0x7F00:
+            _add(out, Severity.HIGH, "downgrade_sentinel",
+                 f"the server's random carries the TLS 1.3 downgrade sentinel ({sh.downgrade_sentinel}) although "
+                 "the client offered TLS 1.3: a downgrade attack or a broken middlebox; the client must abort")
+        else:
+            _add(out, Severity.INFO, "downgrade_sentinel",
+                 f"the server's random carries the downgrade sentinel ({sh.downgrade_sentinel}): the server supports "
+                 f"a higher version than the client offered ({version_name(client_max) if client_max else '?'})")
     if st is not None and st.renegotiations:
         _add(out, Severity.INFO, "renegotiation", f"{st.renegotiations} renegotiation(s) after the first handshake")
 
