@@ -1,0 +1,1 @@
+"""Helpers for make_captures.py: PKI, peers, capture on lo, scenarios."""
