@@ -261,6 +261,12 @@ class TlsConnection:
         return st
 
     def _finish_state(self, st: ConnectionState) -> None:
+        if self._tls13:
+            for who in ("client", "server"):
+                # A side whose Finished was decrypted showed its whole flight: no Certificate in it
+                # means none was sent (not "not visible").
+                if st.finished[who] and st.certificates.get(who) is None:
+                    st.certificates[who] = []
         st.swapped = self._swapped
         if self._swapped:
             st.client, st.server = self.state.server, self.state.client
@@ -289,10 +295,13 @@ class TlsConnection:
         buf = tail + data if tail else data
         other = self._side(not from_a)
         start = -1
-        if side.stats.prelude_bytes == 0 and not self.state.syn_seen and rl.plausible_header(buf, 0, strict=True):
-            start = 0   # picked up mid-stream: any record type will do
-        elif other.mode == "tls" and rl.plausible_header(buf, 0, strict=True) and buf[0] in (21, 22):
-            start = 0   # the answer to a ClientHello: handshake or alert
+        at = len(tail)  # this chunk's first byte (a record starts at a segment boundary more often than not)
+        if side.stats.prelude_bytes == 0 and not self.state.syn_seen and rl.plausible_header(buf, at, strict=True):
+            start = at  # picked up mid-stream: any record type will do
+        elif other.mode == "tls" and rl.plausible_header(buf, at, strict=True) and (
+                buf[at] in (21, 22) or (buf[at] == 20 and buf[at + 3:at + 5] == b"\x00\x01")):
+            # the answer to a ClientHello: handshake or alert, or (its start lost) ChangeCipherSpec
+            start = at
         else:
             start = rl.find_tls_start(buf, 0)
         if start < 0:
@@ -375,10 +384,9 @@ class TlsConnection:
         st = self.state
         from_client = self._from_client(from_a)
         # TLS 1.3's middlebox-compatibility CCS (RFC 8446 D.4) is plaintext and changes nothing: after
-        # a HelloRetryRequest, or from a client that has not seen a ServerHello yet (a TLS <= 1.2
-        # client sends CCS only after the server's whole flight).
-        compat = (self._tls13 or st.hello_retry_request is not None
-                  or (from_client and st.client_hello is not None and st.server_hello is None))
+        # a HelloRetryRequest, or a client's right after a ClientHello offering TLS 1.3 (0-RTT) when
+        # no ServerHello was seen (a TLS <= 1.2 client sends ClientKeyExchange before its CCS).
+        compat = self._tls13 or st.hello_retry_request is not None or (from_client and self._early_client_ccs())
         # Inside an encrypted channel (renegotiation) the CCS itself is encrypted with the old keys.
         encrypted = side.encrypted and not compat
         body, decrypted = rec.fragment, False
@@ -397,6 +405,19 @@ class TlsConnection:
             side.hs_dec.reset()
             if self._decryptor is not None:
                 self._decryptor.observe_change_cipher_spec(from_client)
+
+    def _early_client_ccs(self) -> bool:
+        """A client CCS right after a ClientHello offering TLS 1.3, before any ServerHello (0-RTT)."""
+        st = self.state
+        if st.client_hello is None or st.server_hello is not None:
+            return False
+        from .hello import supported_versions
+        if not any(is_tls13(v) for v in supported_versions(st.client_hello)):
+            return False
+        for e in reversed(st.timeline):
+            if e.from_client and e.content_type == rl.HANDSHAKE:
+                return e.handshake_type == CLIENT_HELLO
+        return False
 
     def _null_cipher_mac(self, side: _Side) -> int | None:
         """MAC length when the negotiated TLS <= 1.2 suite encrypts with NULL, else None."""
@@ -607,10 +628,12 @@ class TlsConnection:
         if msg is None:
             return
         # A malformed extension body stays inside its Extension (the message still decodes): report it.
-        for ext in getattr(msg, "extensions", None) or ():
-            if getattr(ext, "error", None) is not None:
-                self._finding(Severity.MEDIUM, "extension_malformed",
-                              f"{'client' if from_client else 'server'} {name} extension {ext.type}: {ext.error}")
+        bad = [ext for ext in getattr(msg, "extensions", None) or () if getattr(ext, "error", None) is not None]
+        if bad:
+            more = f" (and {len(bad) - 1} more: {', '.join(str(e.type) for e in bad[1:8])})" if bad[1:] else ""
+            self._finding(Severity.MEDIUM, "extension_malformed",
+                          f"{'client' if from_client else 'server'} {name} extension {bad[0].type}: "
+                          f"{bad[0].error}{more}")
         self._apply(from_client, mt, msg, raw, decrypted)
 
     def _apply(self, from_client: bool, mt: int, msg, raw: RawHandshake, decrypted: bool) -> None:

@@ -17,7 +17,7 @@ from .registry import (alert_description_name, alert_level_name, cipher_suite_na
                        version_name)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class ConnectionReport:
     id: int
     client: Endpoint
@@ -34,7 +34,7 @@ class ConnectionReport:
     alpn: str | None
     group: int | None
     resumed: bool
-    client_certificate_requested: bool
+    client_certificate_requested: bool | None  # None: not visible (TLS 1.3 without keys)
     client_certificate_sent: bool | None      # None: not visible (TLS 1.3 without keys)
     certificates: dict                        # {"server": [CertInfo], "client": [CertInfo]} ([] when none, None when not visible)
     alerts: list
@@ -66,6 +66,10 @@ class ConnectionReport:
 
     def to_json(self) -> dict:
         return report_json(self)
+
+    def __repr__(self) -> str:
+        facts = [self.version_name or "no ServerHello", self.cipher_suite_name or "", self.sni or ""]
+        return f"<ConnectionReport #{self.id} {self.client} → {self.server} {' '.join(f for f in facts if f)}>"
 
     def _repr_html_(self) -> str:   # Jupyter: delegate to the HTML renderer (edge)
         from .render.html import report_html
@@ -150,14 +154,16 @@ def build_report(conn_id: int, st: ConnectionState) -> ConnectionReport:
         ders = st.certificates.get(side)
         if ders is not None:
             certs[side] = [parse_certificate(d) for d in ders]
-        elif is_tls13(st.version) and sh is not None:
-            certs[side] = None      # encrypted: not visible without keys
+        elif is_tls13(st.version) and sh is not None and not st.finished[side]:
+            # encrypted: not visible without keys (a decrypted Finished shows the whole flight was read)
+            certs[side] = None
         else:
             certs[side] = []
-    requested = st.certificate_request is not None
+    requested: bool | None = st.certificate_request is not None
     if is_tls13(st.version) and st.certificates.get("client") is None and not _saw_decrypted(st):
+        # TLS 1.3 encrypts CertificateRequest and the client's Certificate alike
         client_sent = None
-        requested = requested or False
+        requested = None if not _resumed(st) else False
     else:
         client_sent = bool(st.certificates.get("client"))
     alpn_sel = hello.alpn_protocols(sh) if sh is not None else []
@@ -171,7 +177,9 @@ def build_report(conn_id: int, st: ConnectionState) -> ConnectionReport:
         starttls = {side: {"bytes": st.stats[side].prelude_bytes,
                            "text": st.prelude[side][:256].decode("latin-1")} for side in ("client", "server")}
     rep = ConnectionReport(
-        id=conn_id, client=st.client, server=st.server, ts_start=st.ts_first,
+        # a single packet's clock can be wrong (seen: a SYN-ACK stamped 2065): take the earliest
+        id=conn_id, client=st.client, server=st.server,
+        ts_start=min(st.ts_first, st.timeline[0].ts) if st.timeline else st.ts_first,
         ts_end=st.ts_close if st.ts_close is not None else st.ts_last,
         client_hello=ch, server_hello=sh, hello_retry_request=st.hello_retry_request,
         version=st.version, cipher_suite=st.cipher_suite if sh is not None else None,
