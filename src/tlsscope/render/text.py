@@ -38,6 +38,8 @@ def _header(r) -> Text:
         facts.append("client cert requested, " + ("sent" if sent else "not visible" if sent is None else "NOT sent"))
     elif r.client_certificate_sent:
         facts.append("client cert sent")
+    elif r.client_certificate_requested is None:
+        facts.append("client cert: not visible without keys")
     t.append("   " + " · ".join(facts) + "\n")
     t.append(f"   ended: {r.end}", style="red" if "fatal" in r.end else "")
     fp = r.fingerprints
