@@ -87,9 +87,17 @@ def read(path: PathLike, options: Options | None = None, **kwargs) -> Iterator[C
         reader.close()
 
 
-def read_all(path: PathLike, **kwargs) -> list[ConnectionReport]:
+class Reports(list):
+    """A list of reports that shows itself as a table of connections in Jupyter."""
+
+    def _repr_html_(self) -> str:
+        from .render.html import reports_html
+        return reports_html(self)
+
+
+def read_all(path: PathLike, **kwargs) -> Reports:
     """``list(read(...))`` sorted by connection number: handy in notebooks."""
-    return sorted(read(path, **kwargs), key=lambda r: r.id)
+    return Reports(sorted(read(path, **kwargs), key=lambda r: r.id))
 
 
 def analyze_segments(items: Iterable, **kwargs) -> Iterator[ConnectionReport]:

@@ -44,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--json", action="store_true", help="JSON Lines: one object per connection")
     rd.add_argument("-v", "--verbose", action="store_true", help="every field of every message")
     rd.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    rd.add_argument("--ladder", metavar="OUT.svg", help="write a ladder diagram of --conn N (SVG)")
+    rd.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                    help="read several files (or a directory) with N processes; output as with -j 1")
+    rd.add_argument("--ladder", metavar="OUT.svg",
+                    help="ladder diagram of --conn N: SVG to OUT.svg, or '-' for text art on stdout")
     _add_common(rd)
 
     lv = sub.add_parser("live", help="the same analysis on live traffic (scapy/libpcap)")
@@ -113,10 +116,73 @@ def _stderr_console():
     return Console(stderr=True)
 
 
-def cmd_read(args) -> int:
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".gz")
+
+
+def expand_inputs(paths: list[str]) -> list[str]:
+    """Files as given; a directory stands for the capture files in it (sorted, not recursive)."""
+    out: list[str] = []
+    for p in paths:
+        if os.path.isdir(p):
+            found = sorted(os.path.join(p, n) for n in os.listdir(p)
+                           if n.lower().endswith(CAPTURE_SUFFIXES) and os.path.isfile(os.path.join(p, n)))
+            if not found:
+                raise UserError(f"{p}: directory holds no capture files (*.pcap, *.pcapng, *.gz)")
+            out.extend(found)
+        else:
+            out.append(p)
+    return out
+
+
+def _read_one_to_file(job):
+    """Worker for -j: run `read` on one file with stdout/stderr captured to temporary files."""
+    import tempfile
+    argv, path = job
+    out = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
+    err = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
+    old_out, old_err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    try:
+        rc = main(argv + ["--no-progress", "-j", "1", path])
+    except SystemExit as e:     # never let a worker die: the pool would wait for it forever
+        rc = e.code if isinstance(e.code, int) else EXIT_ERROR
+    finally:
+        sys.stdout, sys.stderr = old_out, old_err
+    out.seek(0)
+    err.seek(0)
+    return rc, out.read(), err.read()
+
+
+def _read_parallel(args, argv: list[str]) -> int:
+    import multiprocessing
+    files = args.files
+    # the per-file argv: everything but the file (or directory) names as given
+    given = set(args.given_files)
+    base = [a for a in argv if a not in given]
+    ctx = multiprocessing.get_context("fork")
+    rcs = []
+    with ctx.Pool(min(args.jobs, len(files))) as pool:
+        for rc, out, err in pool.imap(_read_one_to_file, [(base, f) for f in files]):
+            sys.stdout.write(out)
+            sys.stdout.flush()
+            sys.stderr.write(err)
+            rcs.append(rc)
+    if EXIT_ERROR in rcs:
+        return EXIT_ERROR
+    return EXIT_CHAIN_FAILED if EXIT_CHAIN_FAILED in rcs else EXIT_OK
+
+
+def cmd_read(args, argv: list[str] | None = None) -> int:
     from .api import with_embedded_secrets
     from .capture import CaptureError, open_capture
     from .pipeline import analyze
+
+    args.given_files = list(args.files)
+    args.files = expand_inputs(args.files)
+    if args.jobs > 1 and len(args.files) > 1 and argv is not None:
+        if args.ladder:
+            raise UserError("--ladder works on one connection: use it without -j")
+        return _read_parallel(args, argv)
 
     options = _options(args)
     stdout = sys.stdout
@@ -145,6 +211,8 @@ def cmd_read(args) -> int:
                 elif args.summary:
                     from .render.summary import summary_line
                     stdout.write(summary_line(report) + "\n")
+                elif args.ladder == "-":
+                    pass        # the ladder replaces the tree
                 else:
                     from .render.text import print_report
                     print_report(console, report, verbose=args.verbose)
@@ -167,9 +235,16 @@ def cmd_read(args) -> int:
     if args.ladder:
         if args.conn is None or not ladder_reports:
             raise UserError("--ladder needs --conn N naming a TLS connection in the capture")
-        from .render.ladder import ladder_svg
-        with open(args.ladder, "w", encoding="utf-8") as fh:
-            fh.write(ladder_svg(ladder_reports[0]))
+        if args.ladder == "-":
+            from rich.console import Console
+
+            from .render.ladder import ladder_rich
+            con = Console(highlight=False)
+            con.print(ladder_rich(ladder_reports[0], width=max(60, min(con.width, 120))), soft_wrap=True)
+        else:
+            from .render.ladder import ladder_svg
+            with open(args.ladder, "w", encoding="utf-8") as fh:
+                fh.write(ladder_svg(ladder_reports[0]))
     stdout.flush()
     if errors:
         return EXIT_ERROR
@@ -278,10 +353,11 @@ def cmd_live(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     try:
         if args.command == "read":
-            return cmd_read(args)
+            return cmd_read(args, argv)
         if args.command == "follow":
             return cmd_follow(args)
         if args.command == "live":

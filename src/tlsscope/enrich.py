@@ -38,8 +38,10 @@ def certificate_checks(report: "ConnectionReport", options: "Options") -> dict:
                 ocsp_response=st.ocsp_response if side == "server" else None,
                 now=options.now, security_level=options.security_level)
         elif ders is None and st.version == TLS13 and st.server_hello is not None and not report.resumed:
-            if side == "client" and report.end.startswith("fatal") and not st.certificate_request:
-                checks[side] = absent("no client certificate visible (TLS 1.3 encrypts the handshake)")
+            client_stats = st.stats.get("client")
+            if side == "client" and client_stats is not None and client_stats.app_records == 0:
+                # nothing encrypted ever came from the client: it cannot have sent a certificate
+                checks[side] = absent("the client sent nothing encrypted after ServerHello, so no certificate")
             else:
                 checks[side] = not_visible("TLS 1.3 encrypts certificates: give --keylog")
         elif report.resumed:
@@ -53,26 +55,65 @@ def certificate_checks(report: "ConnectionReport", options: "Options") -> dict:
     return checks
 
 
-def fingerprints(report: "ConnectionReport") -> dict:
-    from .fingerprint import ja3, ja3s, ja4
+# Fingerprints are a pure function of a few hello fields, and a capture repeats the same few
+# client and server configurations thousands of times: memoise on exactly those inputs
+# (the extension bodies they are read from), bounded.
+_FP_CLIENT_EXTS = (hello.SUPPORTED_GROUPS, hello.EC_POINT_FORMATS, hello.SIGNATURE_ALGORITHMS, hello.ALPN,
+                   hello.SUPPORTED_VERSIONS)
+_FP_CACHE_MAX = 4096
+_ja_client: dict = {}
+_ja_server: dict = {}
 
+
+def _client_fingerprint_key(ch) -> tuple:
+    types = []
+    first: dict = {}
+    for e in getattr(ch, "extensions", ()) or ():
+        t = e.type
+        types.append(t)
+        if t in _FP_CLIENT_EXTS and t not in first:
+            first[t] = e.data
+    return (ch.legacy_version, tuple(ch.cipher_suites), tuple(types), tuple(first.get(t) for t in _FP_CLIENT_EXTS))
+
+
+def _client_fingerprints(ch) -> tuple:
+    from .fingerprint import ja3, ja4
+
+    j = ja3(ch.legacy_version, ch.cipher_suites, hello.extension_types(ch),
+            hello.supported_groups(ch), hello.ec_point_formats(ch))
+    sv = hello.supported_versions(ch)
+    f = ja4(legacy_version=ch.legacy_version, supported_versions=sv or None,
+            cipher_suites=ch.cipher_suites, extension_types=hello.extension_types(ch),
+            sni=hello.has_extension(ch, hello.SERVER_NAME), alpn=hello.alpn_protocols(ch),
+            signature_algorithms=hello.signature_algorithms(ch))
+    return j.hash, j.string, f.ja4, f.ja4_r, f.ja4_o, f.ja4_ro
+
+
+def fingerprints(report: "ConnectionReport") -> dict:
     out: dict = {"ja3": None, "ja3_string": None, "ja3s": None, "ja3s_string": None,
                  "ja4": None, "ja4_r": None, "ja4_o": None, "ja4_ro": None}
     ch = report.client_hello
     if ch is not None:
-        j = ja3(ch.legacy_version, ch.cipher_suites, hello.extension_types(ch),
-                hello.supported_groups(ch), hello.ec_point_formats(ch))
-        out["ja3"], out["ja3_string"] = j.hash, j.string
-        sv = hello.supported_versions(ch)
-        f = ja4(legacy_version=ch.legacy_version, supported_versions=sv or None,
-                cipher_suites=ch.cipher_suites, extension_types=hello.extension_types(ch),
-                sni=hello.has_extension(ch, hello.SERVER_NAME), alpn=hello.alpn_protocols(ch),
-                signature_algorithms=hello.signature_algorithms(ch))
-        out.update(ja4=f.ja4, ja4_r=f.ja4_r, ja4_o=f.ja4_o, ja4_ro=f.ja4_ro)
+        key = _client_fingerprint_key(ch)
+        got = _ja_client.get(key)
+        if got is None:
+            got = _client_fingerprints(ch)
+            if len(_ja_client) >= _FP_CACHE_MAX:
+                _ja_client.clear()
+            _ja_client[key] = got
+        out["ja3"], out["ja3_string"], out["ja4"], out["ja4_r"], out["ja4_o"], out["ja4_ro"] = got
     sh = report.server_hello
     if sh is not None:
-        j = ja3s(sh.legacy_version, sh.cipher_suite, hello.extension_types(sh))
-        out["ja3s"], out["ja3s_string"] = j.hash, j.string
+        key = (sh.legacy_version, sh.cipher_suite, tuple(hello.extension_types(sh)))
+        got = _ja_server.get(key)
+        if got is None:
+            from .fingerprint import ja3s
+            j = ja3s(sh.legacy_version, sh.cipher_suite, hello.extension_types(sh))
+            got = (j.hash, j.string)
+            if len(_ja_server) >= _FP_CACHE_MAX:
+                _ja_server.clear()
+            _ja_server[key] = got
+        out["ja3s"], out["ja3s_string"] = got
     return out
 
 

@@ -189,6 +189,10 @@ def run_live(iface: str, *, bpf: str = "tcp", options: Options | None = None, ke
                     if writer is not None:
                         writer.packet(ts, data)
                     item = decode_frame(linktype, data, ts, frame, defrag)
+                    if defrag.notes:     # expired/evicted fragments: report, do not lose them
+                        for note in defrag.notes:
+                            pending.append((time.monotonic(), note))
+                        defrag.notes.clear()
                     if type(item) is Segment:
                         stats.tcp_segments += 1
                         # the frame buffer is reused by nobody, but keep payloads independent of it
@@ -200,6 +204,8 @@ def run_live(iface: str, *, bpf: str = "tcp", options: Options | None = None, ke
         # flush: wait a moment for the last keys, then everything left
         if follower is not None:
             time.sleep(min(key_delay, 0.5))
+        for note in defrag.flush():
+            pending.append((time.monotonic(), note))
         drain(time.monotonic(), everything=True)
         emit(analyzer.finish())
     finally:

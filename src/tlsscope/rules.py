@@ -61,6 +61,91 @@ def _suite_names(codes, limit: int = 5) -> str:
     return s + (f" and {len(codes) - limit} more" if len(codes) > limit else "")
 
 
+# A capture repeats the same few client offers thousands of times. What the rules conclude from
+# the offer alone is memoised on exactly the fields they read, bounded, and replayed through
+# ``_add`` so that order and de-duplication are those of a fresh evaluation.
+_OFFER_CACHE_MAX = 4096
+_offer_cache: dict = {}
+_CIPHER_FLAGS = (("null_cipher", "null_cipher", "NULL encryption (no confidentiality)", Severity.CRITICAL),
+                 ("anonymous", "anon_cipher", "anonymous key exchange (no server authentication)", Severity.CRITICAL),
+                 ("export", "export_cipher", "EXPORT-grade cipher (FREAK/Logjam)", Severity.CRITICAL),
+                 ("rc4", "rc4_cipher", "RC4 (prohibited by RFC 7465)", Severity.HIGH),
+                 ("des", "des_cipher", "DES/3DES (Sweet32)", Severity.MEDIUM))
+
+
+def _offer_key(ch) -> tuple:
+    sv = hello.extension(ch, hello.SUPPORTED_VERSIONS)
+    return (ch.legacy_version, tuple(ch.cipher_suites), tuple(ch.legacy_compression_methods),
+            tuple(hello.extension_types(ch)), None if sv is None else sv.data)
+
+
+_last_key: list = [None, None]          # (ClientHello, its key): the rules ask up to three times
+
+
+def _offer_findings(kind: str, ch, compute):
+    if _last_key[0] is not ch:
+        _last_key[0], _last_key[1] = ch, _offer_key(ch)
+    key = (kind, _last_key[1])
+    got = _offer_cache.get(key)
+    if got is None:
+        got = compute(ch)
+        if len(_offer_cache) >= _OFFER_CACHE_MAX:
+            _offer_cache.clear()
+        _offer_cache[key] = got
+    return got
+
+
+def _replay(out: list, findings) -> None:
+    for f in findings:
+        _add(out, f.severity, f.code, f.message)
+
+
+def _client_protocol_rules(ch) -> tuple:
+    """Findings from the ClientHello's versions, compression and signalling alone."""
+    out: list = []
+    offered = set(hello.supported_versions(ch))
+    max_legacy = ch.legacy_version
+    for v, code, sev in ((SSL3, "ssl3_offered", Severity.HIGH), (TLS10, "tls10_offered", Severity.LOW),
+                         (TLS11, "tls11_offered", Severity.LOW)):
+        if v in offered or (not offered and max_legacy == v):
+            _add(out, sev, code, f"the client offers {version_name(v)} (deprecated by RFC 8996)")
+    if any(m != 0 for m in ch.legacy_compression_methods):
+        _add(out, Severity.LOW, "compression_offered", "the client offers TLS compression (CRIME)")
+    suites = set(ch.cipher_suites)
+    if TLS_FALLBACK_SCSV in suites:
+        _add(out, Severity.INFO, "fallback_scsv",
+             "the client signals a fallback retry (TLS_FALLBACK_SCSV): an earlier attempt with a higher version failed")
+    if not (TLS_EMPTY_RENEGOTIATION_INFO_SCSV in suites or hello.has_extension(ch, hello.RENEGOTIATION_INFO)) \
+            and offered != {TLS13}:
+        _add(out, Severity.MEDIUM, "no_secure_renegotiation_client",
+             "the client does not signal secure renegotiation (no renegotiation_info, no SCSV; RFC 5746)")
+    if hello.has_extension(ch, hello.HEARTBEAT):
+        _add(out, Severity.LOW, "heartbeat_extension", "the client offers the heartbeat extension (Heartbleed surface)")
+    return tuple(out)
+
+
+def _client_cipher_rules(ch) -> tuple:
+    """Findings from the cipher suites the client offers."""
+    out: list = []
+    flags = _CIPHER_FLAGS
+    infos = [i for i in (cipher_suite_info(c) for c in ch.cipher_suites) if i is not None and not i.signaling]
+    for attr, code, what, sev in flags:
+        bad = [i.code for i in infos if getattr(i, attr)]
+        if bad:
+            _add(out, Severity.LOW if sev < Severity.CRITICAL else Severity.MEDIUM, f"{code}_offered",
+                 f"the client offers {what}: {_suite_names(bad)}")
+    static = [i.code for i in infos if i.key_exchange in ("RSA", "DH", "ECDH") and not i.tls13]
+    if static:
+        _add(out, Severity.INFO, "static_rsa_offered",
+             f"the client offers {len(static)} suites without forward secrecy (e.g. {_suite_names(static, 2)})")
+    return tuple(out)
+
+
+def _fs_aead_suites(ch) -> list:
+    return [c for c in ch.cipher_suites
+            if (i := cipher_suite_info(c)) is not None and i.aead and i.forward_secrecy and not i.tls13]
+
+
 def protocol_rules(r, out: list) -> None:
     ch, sh = r.client_hello, r.server_hello
     st = r.state
@@ -71,24 +156,7 @@ def protocol_rules(r, out: list) -> None:
         if getattr(v2, "version", None) == SSL2:
             _add(out, Severity.CRITICAL, "sslv2_offered", "the client offers SSL 2.0")
     if ch is not None:
-        offered = set(hello.supported_versions(ch))
-        max_legacy = ch.legacy_version
-        for v, code, sev in ((SSL3, "ssl3_offered", Severity.HIGH), (TLS10, "tls10_offered", Severity.LOW),
-                             (TLS11, "tls11_offered", Severity.LOW)):
-            if v in offered or (not offered and max_legacy == v):
-                _add(out, sev, code, f"the client offers {version_name(v)} (deprecated by RFC 8996)")
-        if any(m != 0 for m in ch.legacy_compression_methods):
-            _add(out, Severity.LOW, "compression_offered", "the client offers TLS compression (CRIME)")
-        suites = set(ch.cipher_suites)
-        if TLS_FALLBACK_SCSV in suites:
-            _add(out, Severity.INFO, "fallback_scsv",
-                 "the client signals a fallback retry (TLS_FALLBACK_SCSV): an earlier attempt with a higher version failed")
-        if not (TLS_EMPTY_RENEGOTIATION_INFO_SCSV in suites or hello.has_extension(ch, hello.RENEGOTIATION_INFO)) \
-                and offered != {TLS13}:
-            _add(out, Severity.MEDIUM, "no_secure_renegotiation_client",
-                 "the client does not signal secure renegotiation (no renegotiation_info, no SCSV; RFC 5746)")
-        if hello.has_extension(ch, hello.HEARTBEAT):
-            _add(out, Severity.LOW, "heartbeat_extension", "the client offers the heartbeat extension (Heartbleed surface)")
+        _replay(out, _offer_findings("protocol", ch, _client_protocol_rules))
     if sh is None:
         return
     v = r.version
@@ -125,22 +193,9 @@ def protocol_rules(r, out: list) -> None:
 
 def cipher_rules(r, out: list) -> None:
     ch, sh = r.client_hello, r.server_hello
-    flags = (("null_cipher", "null_cipher", "NULL encryption (no confidentiality)", Severity.CRITICAL),
-             ("anonymous", "anon_cipher", "anonymous key exchange (no server authentication)", Severity.CRITICAL),
-             ("export", "export_cipher", "EXPORT-grade cipher (FREAK/Logjam)", Severity.CRITICAL),
-             ("rc4", "rc4_cipher", "RC4 (prohibited by RFC 7465)", Severity.HIGH),
-             ("des", "des_cipher", "DES/3DES (Sweet32)", Severity.MEDIUM))
+    flags = _CIPHER_FLAGS
     if ch is not None:
-        infos = [i for i in (cipher_suite_info(c) for c in ch.cipher_suites) if i is not None and not i.signaling]
-        for attr, code, what, sev in flags:
-            bad = [i.code for i in infos if getattr(i, attr)]
-            if bad:
-                _add(out, Severity.LOW if sev < Severity.CRITICAL else Severity.MEDIUM, f"{code}_offered",
-                     f"the client offers {what}: {_suite_names(bad)}")
-        static = [i.code for i in infos if i.key_exchange in ("RSA", "DH", "ECDH") and not i.tls13]
-        if static:
-            _add(out, Severity.INFO, "static_rsa_offered",
-                 f"the client offers {len(static)} suites without forward secrecy (e.g. {_suite_names(static, 2)})")
+        _replay(out, _offer_findings("cipher", ch, _client_cipher_rules))
     if sh is None or r.cipher_suite is None:
         return
     info = cipher_suite_info(r.cipher_suite)
@@ -158,8 +213,7 @@ def cipher_rules(r, out: list) -> None:
              f"{name}: CBC with MAC-then-encrypt (no encrypt_then_mac, RFC 7366): padding-oracle class (Lucky13)")
     # Preference: the client offered forward-secret AEAD suites but the server chose otherwise.
     if ch is not None and not info.tls13 and not (info.aead and info.forward_secrecy):
-        better = [c for c in ch.cipher_suites
-                  if (i := cipher_suite_info(c)) is not None and i.aead and i.forward_secrecy and not i.tls13]
+        better = _offer_findings("better", ch, _fs_aead_suites)
         if better:
             _add(out, Severity.MEDIUM, "server_prefers_weaker_cipher",
                  f"the server chose {name} although the client offered {_suite_names(better, 2)}: "
