@@ -127,3 +127,40 @@ def test_several_files_one_bad(tmp_path: Path):
     need_corpus()
     p = run("read", "--summary", CORPUS / TLS12, tmp_path / "missing.pcap", check_rc=2)
     assert "ulfheim" in p.stdout and "missing.pcap" in p.stderr
+
+
+def test_ca_exit_code_and_verdicts_through_the_cli():
+    """--ca gates a CI job: exit 1 when a presented chain fails, 0 when all chains are trusted."""
+    from conftest import CAPTURES
+    s04 = CAPTURES / "04-server-cert-rejected"
+    p = run("read", "--json", "--ca", s04 / "ca.pem", "--keylog", s04 / "keylog.txt", s04 / "capture.pcap",
+            check_rc=1)
+    checks = [json.loads(x)["certificate_checks"]["server"] for x in p.stdout.splitlines()]
+    statuses = sorted(c["openssl_status"] for c in checks)
+    assert "certificate has expired" in statuses and "hostname mismatch" in statuses
+    assert "unable to get local issuer certificate" in statuses
+    assert all(c["status"] == "failed" for c in checks)
+    s02 = CAPTURES / "02-modern-mtls13"
+    p = run("read", "--ca", s02 / "ca.pem", "--keylog", s02 / "keylog.txt", s02 / "capture.pcap", check_rc=0)
+    assert "✔ server chain trusted" in p.stdout and "✔ client chain trusted" in p.stdout
+    # without keys the TLS 1.3 chains are "not visible", which is not a failure
+    p = run("read", "--json", "--ca", s02 / "ca.pem", s02 / "capture.pcap", check_rc=0)
+    assert json.loads(p.stdout)["certificate_checks"]["server"]["status"] == "not_visible"
+
+
+def test_jobs_give_the_same_output_as_one_process():
+    from conftest import CAPTURES
+    one = run("read", "--summary", CAPTURES / "07-resumption" / "capture.pcap",
+              CAPTURES / "11-stacks" / "capture.pcap").stdout
+    two = run("read", "--summary", "-j", "2", CAPTURES / "07-resumption" / "capture.pcap",
+              CAPTURES / "11-stacks" / "capture.pcap").stdout
+    assert one == two and one.count("\n") == 10
+
+
+def test_ladder_export(tmp_path: Path):
+    from conftest import CAPTURES
+    out = tmp_path / "l.svg"
+    run("read", "--conn", 1, "--ladder", out, CAPTURES / "02-modern-mtls13" / "capture.pcap")
+    assert out.read_text().lstrip().startswith(("<svg", "<?xml"))
+    text = run("read", "--conn", 1, "--ladder", "-", CAPTURES / "02-modern-mtls13" / "capture.pcap").stdout
+    assert "ClientHello" in text and "ServerHello" in text
