@@ -69,27 +69,31 @@ ALERTS = {0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac", 40:
           115: "unknown_psk_identity", 116: "certificate_required", 120: "no_application_protocol"}
 
 
+def set_expectations(c: dict, directory: Path, ca: list[str], crl: list[str]) -> None:
+    """The oracle's verdicts for one connection: `openssl verify` as a TLS peer would run it."""
+    status = {"server": openssl_status(directory, c["server_cert_file"], ca, crl, c.get("chain_file"),
+                                       "sslserver", c["sni"]),
+              "client": openssl_status(directory, c["client_cert_file"], ca, crl, None, "sslclient")}
+    c["expected_openssl_status"] = status
+    tls13 = c["version"] == "TLS 1.3"
+    verdict, hidden = {}, {}
+    for side in ("server", "client"):
+        sent = status[side] != "absent" and not (side == "server" and c["resumed"])
+        verdict[side] = ("ok" if status[side] == "ok" else "failed") if sent else "absent"
+        # TLS 1.3 hides Certificate and CertificateRequest alike: without keys an observer
+        # cannot tell a missing certificate from an encrypted one
+        hidden[side] = "not_visible" if tls13 and not c["resumed"] else verdict[side]
+        if tls13 and side == "client" and any(a["from"] == "client" and not a["encrypted"]
+                                              for a in c["alerts"]):
+            hidden[side] = "absent"   # the client aborted in clear: it never sent an encrypted flight
+    c["expected_verdict"] = verdict
+    c["expected_verdict_without_keys"] = hidden
+
+
 def refresh_expectations(scenario: dict, directory: Path) -> dict:
     """Recompute the oracle verdicts of an existing scenario.json (no new capture)."""
-    ca, crl = scenario.get("ca", ["ca.pem"]), scenario.get("crl", [])
     for c in scenario["connections"]:
-        status = {"server": openssl_status(directory, c["server_cert_file"], ca, crl, c.get("chain_file"),
-                                           "sslserver", c["sni"]),
-                  "client": openssl_status(directory, c["client_cert_file"], ca, crl, None, "sslclient")}
-        c["expected_openssl_status"] = status
-        tls13 = c["version"] == "TLS 1.3"
-        verdict, hidden = {}, {}
-        for side in ("server", "client"):
-            sent = status[side] != "absent" and not (side == "server" and c["resumed"])
-            verdict[side] = ("ok" if status[side] == "ok" else "failed") if sent else "absent"
-            # TLS 1.3 hides Certificate and CertificateRequest alike: without keys an observer
-            # cannot tell a missing certificate from an encrypted one
-            hidden[side] = "not_visible" if tls13 and not c["resumed"] else verdict[side]
-            if tls13 and side == "client" and any(a["from"] == "client" and not a["encrypted"]
-                                                  for a in c["alerts"]):
-                hidden[side] = "absent"   # the client aborted in clear: it never sent an encrypted flight
-        c["expected_verdict"] = verdict
-        c["expected_verdict_without_keys"] = hidden
+        set_expectations(c, directory, scenario.get("ca", ["ca.pem"]), scenario.get("crl", []))
     return scenario
 
 
@@ -142,23 +146,7 @@ def finish(name: str, ctx: Ctx, spec: dict) -> dict:
         c["client_port"] = syn.client_port
         c.setdefault("client_ip", syn.client_ip)
         c["server_ip"], c["server_port"] = syn.server_ip, syn.server_port
-        status = {"server": openssl_status(out, c["server_cert_file"], ca, crl, c.get("chain_file"),
-                                           "sslserver", c["sni"]),
-                  "client": openssl_status(out, c["client_cert_file"], ca, crl, None, "sslclient")}
-        c["expected_openssl_status"] = status
-        tls13 = c["version"] == "TLS 1.3"
-        verdict, hidden = {}, {}
-        for side in ("server", "client"):
-            sent = status[side] != "absent" and not (side == "server" and c["resumed"])
-            verdict[side] = ("ok" if status[side] == "ok" else "failed") if sent else "absent"
-            # TLS 1.3 hides Certificate and CertificateRequest alike: without keys an observer
-            # cannot tell a missing certificate from an encrypted one
-            hidden[side] = "not_visible" if tls13 and not c["resumed"] else verdict[side]
-            if tls13 and side == "client" and any(a["from"] == "client" and not a["encrypted"]
-                                                  for a in c["alerts"]):
-                hidden[side] = "absent"   # the client aborted in clear: it never sent an encrypted flight
-        c["expected_verdict"] = verdict
-        c["expected_verdict_without_keys"] = hidden
+        set_expectations(c, out, ca, crl)
     return {
         "name": name,
         "description": spec["description"],
