@@ -86,6 +86,15 @@ def describe_message(entry) -> str:
                          + (f" (+{len(cas) - 3})" if len(cas) > 3 else ""))
         else:
             parts.append("any CA")
+    elif t == "ClientKeyExchange":
+        if getattr(msg, "encrypted_pre_master_secret", None):
+            parts.append(f"RSA-encrypted premaster ({len(msg.encrypted_pre_master_secret)} bytes)")
+        elif getattr(msg, "ecdh_Yc", None):
+            parts.append(f"ECDHE public key ({len(msg.ecdh_Yc)} bytes)")
+        elif getattr(msg, "dh_Yc", None):
+            parts.append(f"DHE public value ({len(msg.dh_Yc) * 8} bits)")
+        if getattr(msg, "psk_identity", None):
+            parts.append(f"PSK identity {msg.psk_identity!r}")
     elif t == "CertificateVerify":
         if msg.algorithm is not None:
             parts.append(signature_scheme_name(msg.algorithm))
