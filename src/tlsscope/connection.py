@@ -642,8 +642,10 @@ class TlsConnection:
         if mt == CLIENT_HELLO:
             if st.client_hello is None:
                 st.client_hello = msg
-            elif st.hello_retry_request is not None and st.client_hello_2 is None and st.server_hello is None:
-                st.client_hello_2 = msg
+            elif st.server_hello is None:
+                # a retry after HelloRetryRequest (or one whose HRR was not captured): not a renegotiation
+                if st.client_hello_2 is None:
+                    st.client_hello_2 = msg
             else:
                 st.renegotiations += 1
         elif mt == SERVER_HELLO:

@@ -13,8 +13,9 @@ from .registry import (TLS_EMPTY_RENEGOTIATION_INFO_SCSV, TLS_FALLBACK_SCSV, ale
 
 TLS13, TLS12, TLS11, TLS10, SSL3, SSL2 = 0x0304, 0x0303, 0x0302, 0x0301, 0x0300, 0x0002
 
-# Named groups below 224-bit security-relevant size (RFC 8422 deprecated the small curves).
-_WEAK_CURVES = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}   # sect163..secp192/224k1 (<224 bits)
+# Curves RFC 8422 deprecated: all binary (sect*) curves and the prime curves below secp224r1;
+# high severity below 224 bits, medium for the larger binary curves.
+_WEAK_CURVES = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}   # sect163k1..secp224k1
 _CURVE_BITS = {1: 163, 2: 163, 3: 163, 4: 193, 5: 193, 6: 233, 7: 233, 8: 239, 9: 283, 10: 283, 11: 409,
                12: 409, 13: 571, 14: 571, 15: 160, 16: 160, 17: 160, 18: 192, 19: 192, 20: 224}
 
@@ -120,15 +121,19 @@ def _client_protocol_rules(ch) -> tuple:
         _add(out, Severity.MEDIUM, "no_secure_renegotiation_client",
              "the client does not signal secure renegotiation (no renegotiation_info, no SCSV; RFC 5746)")
     if hello.has_extension(ch, hello.HEARTBEAT):
-        _add(out, Severity.LOW, "heartbeat_extension", "the client offers the heartbeat extension (Heartbleed surface)")
+        _add(out, Severity.LOW, "heartbeat_offered", "the client offers the heartbeat extension (Heartbleed surface)")
     return tuple(out)
 
 
 def _client_cipher_rules(ch) -> tuple:
     """Findings from the cipher suites the client offers."""
+    return _suite_offer_rules(ch.cipher_suites)
+
+
+def _suite_offer_rules(suites) -> tuple:
     out: list = []
     flags = _CIPHER_FLAGS
-    infos = [i for i in (cipher_suite_info(c) for c in ch.cipher_suites) if i is not None and not i.signaling]
+    infos = [i for i in (cipher_suite_info(c) for c in suites) if i is not None and not i.signaling]
     for attr, code, what, sev in flags:
         bad = [i.code for i in infos if getattr(i, attr)]
         if bad:
@@ -137,13 +142,27 @@ def _client_cipher_rules(ch) -> tuple:
     static = [i.code for i in infos if i.key_exchange in ("RSA", "DH", "ECDH") and not i.tls13]
     if static:
         _add(out, Severity.INFO, "static_rsa_offered",
-             f"the client offers {len(static)} suites without forward secrecy (e.g. {_suite_names(static, 2)})")
+             f"the client offers {len(static)} suite{'s' if len(static) > 1 else ''} without forward secrecy "
+             f"(e.g. {_suite_names(static, 2)})")
     return tuple(out)
 
 
-def _fs_aead_suites(ch) -> list:
-    return [c for c in ch.cipher_suites
-            if (i := cipher_suite_info(c)) is not None and i.aead and i.forward_secrecy and not i.tls13]
+def _strength(i) -> tuple:
+    """Order of preference a configuration review applies: no broken cipher, then forward secrecy, then AEAD."""
+    return (not (i.null_cipher or i.anonymous or i.export or i.rc4 or i.des), i.forward_secrecy, i.aead)
+
+
+def _needs_tls12(i) -> bool:
+    return i.aead or i.mac in ("SHA256", "SHA384")      # AEAD and SHA-2 HMAC suites are TLS 1.2 only
+
+
+def _stronger_suites(suites, chosen, version: int) -> list:
+    """Offered suites the server could have chosen instead (same authentication, usable at ``version``)."""
+    want = _strength(chosen)
+    out = [i for i in (cipher_suite_info(c) for c in suites)
+           if i is not None and not i.tls13 and not i.signaling and i.authentication == chosen.authentication
+           and not (_needs_tls12(i) and version < TLS12) and _strength(i) > want]
+    return [i.code for i in sorted(out, key=_strength, reverse=True)]
 
 
 def protocol_rules(r, out: list) -> None:
@@ -153,8 +172,19 @@ def protocol_rules(r, out: list) -> None:
         v2 = st.sslv2_client_hello
         _add(out, Severity.MEDIUM, "sslv2_compatible_hello",
              "the client sent an SSLv2-compatible ClientHello (obsolete format, RFC 6176 forbids SSL 2.0)")
-        if getattr(v2, "version", None) == SSL2:
-            _add(out, Severity.CRITICAL, "sslv2_offered", "the client offers SSL 2.0")
+        v2_kinds = [c for c in v2.cipher_specs if c >> 16]
+        if v2.version == SSL2 or v2_kinds:
+            _add(out, Severity.CRITICAL if v2.version == SSL2 else Severity.HIGH, "sslv2_offered",
+                 ("the client offers only SSL 2.0" if v2.version == SSL2 else
+                  f"the client offers SSL 2.0 ({len(v2_kinds)} SSL 2.0 cipher kinds): it would speak SSL 2.0 "
+                  "(DROWN) to a server that does"))
+        for v, code, sev in ((SSL3, "ssl3_offered", Severity.HIGH), (TLS10, "tls10_offered", Severity.LOW),
+                             (TLS11, "tls11_offered", Severity.LOW)):
+            if v2.version == v:
+                _add(out, sev, code, f"the client offers {version_name(v)} (deprecated by RFC 8996)")
+        if TLS_EMPTY_RENEGOTIATION_INFO_SCSV not in v2.cipher_specs:
+            _add(out, Severity.MEDIUM, "no_secure_renegotiation_client",
+                 "the client does not signal secure renegotiation (no SCSV in its SSLv2-compatible hello; RFC 5746)")
     if ch is not None:
         _replay(out, _offer_findings("protocol", ch, _client_protocol_rules))
     if sh is None:
@@ -176,7 +206,8 @@ def protocol_rules(r, out: list) -> None:
             _add(out, Severity.LOW, "no_extended_master_secret",
                  "no extended master secret (RFC 7627): the session is exposed to triple-handshake attacks")
     if hello.has_extension(sh, hello.HEARTBEAT):
-        _add(out, Severity.MEDIUM, "heartbeat_extension", "the server enables the heartbeat extension (Heartbleed surface)")
+        _add(out, Severity.MEDIUM, "heartbeat_negotiated",
+             "the server enables the heartbeat extension (Heartbleed surface): disable it unless needed")
     if sh.downgrade_sentinel:
         client_max = max(hello.supported_versions(ch) or [ch.legacy_version]) if ch is not None else None
         if client_max is not None and client_max >= TLS13 and client_max < 0x7F00:
@@ -187,15 +218,39 @@ def protocol_rules(r, out: list) -> None:
             _add(out, Severity.INFO, "downgrade_sentinel",
                  f"the server's random carries the downgrade sentinel ({sh.downgrade_sentinel}): the server supports "
                  f"a higher version than the client offered ({version_name(client_max) if client_max else '?'})")
-    if st is not None and st.renegotiations:
-        _add(out, Severity.INFO, "renegotiation", f"{st.renegotiations} renegotiation(s) after the first handshake")
+    # place further ClientHellos by position: before the ServerHello (beyond an HRR retry: a
+    # duplicate) or after it (a renegotiation)
+    before = after = 0
+    sh_seen = False
+    several = st is not None and (st.renegotiations or st.client_hello_2 is not None)
+    for e in (r.timeline if several else ()):
+        if e.from_client and e.handshake_type == 1 and e.content_type == 22:
+            if sh_seen:
+                after += 1
+            else:
+                before += 1
+        elif not e.from_client and e.handshake_type == 2 and e.name != "HelloRetryRequest":
+            sh_seen = True
+    if before > 1 + (r.hello_retry_request is not None):
+        _add(out, Severity.LOW, "duplicate_client_hello",
+             f"the client sent {before} ClientHellos before the ServerHello without a HelloRetryRequest "
+             "between them (an application retry, or a crafted stream)")
+    if after:
+        secure = v is not None and v <= TLS12 and hello.has_extension(sh, hello.RENEGOTIATION_INFO)
+        _add(out, Severity.INFO if secure else Severity.HIGH, "renegotiation",
+             f"{after} renegotiation(s) after the first handshake, "
+             + ("secure (renegotiation_info, RFC 5746)" if secure else
+                "insecure (no renegotiation_info: CVE-2009-3555 prefix injection)"))
 
 
 def cipher_rules(r, out: list) -> None:
     ch, sh = r.client_hello, r.server_hello
     flags = _CIPHER_FLAGS
+    v2 = r.state.sslv2_client_hello if r.state is not None else None
     if ch is not None:
         _replay(out, _offer_findings("cipher", ch, _client_cipher_rules))
+    elif v2 is not None:
+        _replay(out, _suite_offer_rules([c for c in v2.cipher_specs if not c >> 16]))
     if sh is None or r.cipher_suite is None:
         return
     info = cipher_suite_info(r.cipher_suite)
@@ -211,9 +266,13 @@ def cipher_rules(r, out: list) -> None:
     if info.mode == "CBC" and (r.version or 0) <= TLS12 and not hello.has_extension(sh, hello.ENCRYPT_THEN_MAC):
         _add(out, Severity.LOW, "cbc_without_etm",
              f"{name}: CBC with MAC-then-encrypt (no encrypt_then_mac, RFC 7366): padding-oracle class (Lucky13)")
-    # Preference: the client offered forward-secret AEAD suites but the server chose otherwise.
-    if ch is not None and not info.tls13 and not (info.aead and info.forward_secrecy):
-        better = _offer_findings("better", ch, _fs_aead_suites)
+    # Preference: the client offered a stronger suite the server could have used (same certificate
+    # type, usable at the negotiated version) but the server chose this one.
+    offered = ch.cipher_suites if ch is not None else [c for c in v2.cipher_specs if not c >> 16] if v2 else ()
+    if offered and not info.tls13 and not (info.aead and info.forward_secrecy) and r.version is not None:
+        better = (_offer_findings(("better", info.code, r.version), ch,
+                                  lambda c: _stronger_suites(c.cipher_suites, info, r.version))
+                  if ch is not None else _stronger_suites(offered, info, r.version))
         if better:
             _add(out, Severity.MEDIUM, "server_prefers_weaker_cipher",
                  f"the server chose {name} although the client offered {_suite_names(better, 2)}: "
