@@ -78,7 +78,8 @@ class Analyzer:
         t = type(item)
         if t is Segment:
             self.stats.segments += 1
-            return self._events(self.tcp.feed(item))
+            events = self.tcp.feed(item)
+            return self._events(events) if events else []     # bare ACKs: no events
         if t is DecryptionSecrets:
             self._secrets(item)
         elif t is CaptureNote:
@@ -169,14 +170,22 @@ class Analyzer:
         decryptor = None
         if self._keylog is not None or self.options.rsa_keys is not None:
             from .decrypt import ConnectionDecryptor, KeyLog
-            decryptor = ConnectionDecryptor(self._keylog if self._keylog is not None else KeyLog(),
-                                            self.options.rsa_keys)
+            if self._keylog is None:
+                # one KeyLog for the whole run: it also caches sessions opened with --rsa-key,
+                # which later abbreviated handshakes (resumptions) need
+                self._keylog = KeyLog()
+            decryptor = ConnectionDecryptor(self._keylog, self.options.rsa_keys)
         on_plain = None
         if self.options.on_plaintext is not None:
             cb = self.options.on_plaintext
             flow_id = ev.flow_id
             ids = self._ids
-            on_plain = lambda from_client, data: cb(ids.get(flow_id, 0), from_client, data)  # noqa: E731
+            only = self.options.conn
+
+            def on_plain(from_client: bool, data: bytes) -> None:
+                conn_id = ids.get(flow_id, 0)
+                if only is None or conn_id == only:   # --conn filters plaintext too (follow)
+                    cb(conn_id, from_client, data)
         return TlsConnection(ev.flow_id, ev.client, ev.server, ev.ts, ev.frame, ev.syn_seen,
                              decryptor=decryptor, on_plaintext=on_plain, suite_info=self._suite_info)
 

@@ -200,8 +200,11 @@ class CbcOpener(RecordOpener):
         self._ssl3 = version == SSL3
 
     def catch_up(self, skipped_bytes, last_fragment_tail):
-        if not self._explicit_iv and len(last_fragment_tail) >= self._bs:
-            self._iv = last_fragment_tail[-self._bs:]
+        tail = last_fragment_tail
+        if self._etm:   # the record ends with its MAC; the IV is the last ciphertext block before it
+            tail = tail[:len(tail) - self._mac.size]
+        if not self._explicit_iv and len(tail) >= self._bs:
+            self._iv = tail[-self._bs:]
 
     def open(self, seq, content_type, version, fragment):
         mac = self._mac

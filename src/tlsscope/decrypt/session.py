@@ -36,6 +36,12 @@ COMPRESSION_DEFLATE = 1   # RFC 3749
 
 # how many sequence numbers to try when keys arrive after records went by
 _RESYNC_LIMIT = 64
+# bytes kept from the end of each record: the last CBC block (16) behind an encrypt-then-MAC
+# tag (up to 48) chains the TLS 1.0 IV into the next record
+_TAIL = 64
+# ... how many unseen KeyUpdates to follow, and for how many records of a direction to search
+_RESYNC_KEY_UPDATES = 8
+_RESYNC_RECORDS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +171,8 @@ class _Direction:
     """One direction's read state."""
 
     __slots__ = ("name", "opener", "seq", "epoch", "secret", "encrypted", "missing", "missed",
-                 "decrypted_in_epoch", "early_opener", "early_seq", "last_tail", "missed_bytes", "inflater")
+                 "decrypted_in_epoch", "early_opener", "early_seq", "last_tail", "missed_bytes", "inflater",
+                 "resyncs")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -177,11 +184,12 @@ class _Direction:
         self.missing = ""             # why there is no opener
         self.missed = 0               # records that went by without keys in this epoch
         self.missed_bytes = 0
-        self.last_tail = b""          # last 16 bytes of the previous record (TLS 1.0 CBC IV chain)
+        self.last_tail = b""          # end of the previous record (TLS 1.0 CBC IV chain, MAC included)
         self.decrypted_in_epoch = False
         self.early_opener: RecordOpener | None = None
         self.early_seq = 0
         self.inflater = None          # TLS <= 1.2 DEFLATE compression state (RFC 3749)
+        self.resyncs = 0              # records tried against later keys after keys arrived late
 
     def start_epoch(self, epoch: str, opener: RecordOpener | None, secret: bytes | None = None,
                     missing: str = "") -> None:
@@ -609,6 +617,10 @@ class ConnectionDecryptor:
             # keys arrived after records went by: catch the cipher state up
             if d.missed:
                 opener.catch_up(d.missed_bytes, d.last_tail)
+                if d.inflater is not None:
+                    # the zlib header went by in a missed record: go on with raw DEFLATE (each
+                    # record ends in a sync flush, so later records start on a block boundary)
+                    d.inflater = zlib.decompressobj(-zlib.MAX_WBITS)
             d.opener, d.missing = opener, ""
             return
         self._active = hs
@@ -665,7 +677,7 @@ class ConnectionDecryptor:
             d.seq += 1
             d.missed += 1
             d.missed_bytes += len(fragment)
-            d.last_tail = fragment[-16:]
+            d.last_tail = fragment[-_TAIL:]
             return self._count(DecryptFailure(d.missing or self._no_key(), seq))
         if d.missed and not d.decrypted_in_epoch:
             resynced = self._resync(d, content_type, version, fragment)
@@ -678,7 +690,7 @@ class ConnectionDecryptor:
             return self._count(DecryptFailure(
                 f"authentication failed at {d.name} record {seq}: {exc} (wrong key?)", seq))
         finally:
-            d.last_tail = fragment[-16:]
+            d.last_tail = fragment[-_TAIL:]
         d.seq += 1
         d.decrypted_in_epoch = True
         if d.inflater is not None:
@@ -691,23 +703,29 @@ class ConnectionDecryptor:
 
     def _resync(self, d: _Direction, content_type: int, version: int, fragment: bytes
                 ) -> Decrypted | None:
-        """TLS 1.3 keys that arrived late: the handshake may have moved on unseen."""
+        """TLS 1.3 keys that arrived late: the handshake may have moved on unseen (Finished),
+        and so may the application keys (KeyUpdates inside records that could not be read)."""
         hs = self._hs
-        if not hs.tls13 or d.epoch != "handshake":
+        if not hs.tls13 or d.epoch not in ("handshake", "application") or d.resyncs >= _RESYNC_RECORDS:
             return None
         secret = self._secrets().get(self._TLS13_LABELS[(d is self._client, "application")])
         if secret is None or hs.spec is None:
             return None
-        opener = self._tls13_opener(hs.spec, hs.hash, secret)
-        for seq in range(min(d.missed, _RESYNC_LIMIT) + 1):
-            try:
-                inner_type, plaintext = opener.open(seq, content_type, version, fragment)
-            except RecordAuthError:
-                continue
-            d.start_epoch("application", opener, secret)
-            d.seq = seq + 1
-            d.decrypted_in_epoch = True
-            return Decrypted(inner_type, plaintext, seq)
+        d.resyncs += 1      # bounded: with a wrong key every record would pay for the search
+        for _ in range(_RESYNC_KEY_UPDATES + 1):
+            opener = self._tls13_opener(hs.spec, hs.hash, secret)
+            if opener is None:
+                return None
+            for seq in range(min(d.missed, _RESYNC_LIMIT) + 1):
+                try:
+                    inner_type, plaintext = opener.open(seq, content_type, version, fragment)
+                except RecordAuthError:
+                    continue
+                d.start_epoch("application", opener, secret)
+                d.seq = seq + 1
+                d.decrypted_in_epoch = True
+                return Decrypted(inner_type, plaintext, seq)
+            secret = tls13.next_traffic_secret(hs.hash, secret)
         return None
 
     def _skip_early(self, seq: int) -> DecryptFailure:
