@@ -122,3 +122,42 @@ def test_live_errors_are_one_line():
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 2 and "unknown interface" in p.stderr and "lo" in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_live_ctrl_c_stops_cleanly(tmp_path: Path):
+    """SIGINT: buffers flushed, the unfinished connection reported as incomplete, -w file readable."""
+    _need_root()
+    import signal
+    port = _free_port()
+    out_pcap = tmp_path / "partial.pcapng"
+    live = subprocess.Popen([sys.executable, "-m", "tlsscope", "live", "-i", "lo", "-f", f"tcp port {port}",
+                             "--json", "-w", str(out_pcap)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    srv = socket.socket()
+    try:
+        srv.bind(("127.0.0.1", port))
+        srv.listen(1)
+        time.sleep(2.0)
+        cli = socket.create_connection(("127.0.0.1", port), timeout=5)
+        conn, _ = srv.accept()
+        # a ClientHello that is never answered: the handshake stays incomplete
+        body = b"\x03\x03" + b"\x11" * 32 + b"\x00" + b"\x00\x02\x13\x01" + b"\x01\x00" + b"\x00\x00"
+        hs = b"\x01" + len(body).to_bytes(3, "big") + body
+        cli.sendall(b"\x16\x03\x01" + len(hs).to_bytes(2, "big") + hs)
+        time.sleep(1.5)
+        live.send_signal(signal.SIGINT)
+        stdout, stderr = live.communicate(timeout=30)
+        cli.close()
+        conn.close()
+    finally:
+        srv.close()
+        if live.poll() is None:
+            live.kill()
+    assert live.returncode == 0, stderr
+    assert "Traceback" not in stderr and "1 incomplete" in stderr
+    ends = [json.loads(x) for x in stdout.splitlines() if x.strip()]
+    assert len(ends) == 1 and ends[0]["event"] == "end" and ends[0]["handshake_complete"] is False
+    assert ends[0]["client_hello"]["cipher_suites"] == [0x1301]
+    reread = subprocess.run([sys.executable, "-m", "tlsscope", "read", "--json", str(out_pcap)],
+                            capture_output=True, text=True, timeout=60)
+    assert reread.returncode == 0 and json.loads(reread.stdout)["client_hello"]["cipher_suites"] == [0x1301]

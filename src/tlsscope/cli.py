@@ -259,7 +259,8 @@ def cmd_follow(args) -> int:
         raise UserError("follow needs --conn N (see the numbers in `tlsscope read --summary`)")
     chunks: list[tuple[bool, bytes]] = []
     options = _options(args)
-    options.on_plaintext = lambda cid, from_client, data: chunks.append((from_client, data))
+    options.on_plaintext = lambda cid, from_client, data: (
+        chunks.append((from_client, data)) if cid == args.conn else None)
     options.fingerprints = False
     try:
         reader = open_capture(args.file)
