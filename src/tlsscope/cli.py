@@ -135,11 +135,15 @@ def expand_inputs(paths: list[str]) -> list[str]:
 
 
 def _read_one_to_file(job):
-    """Worker for -j: run `read` on one file with stdout/stderr captured to temporary files."""
+    """Worker for -j: run `read` on one file, its stdout/stderr going to temporary files.
+
+    Only the file names travel back to the parent, which copies them out in order: memory
+    stays bounded whatever the size of the output.
+    """
     import tempfile
     argv, path = job
-    out = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
-    err = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
+    out = tempfile.NamedTemporaryFile(mode="w", encoding="utf-8", prefix="tlsscope-", suffix=".out", delete=False)
+    err = tempfile.NamedTemporaryFile(mode="w", encoding="utf-8", prefix="tlsscope-", suffix=".err", delete=False)
     old_out, old_err = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = out, err
     try:
@@ -148,9 +152,18 @@ def _read_one_to_file(job):
         rc = e.code if isinstance(e.code, int) else EXIT_ERROR
     finally:
         sys.stdout, sys.stderr = old_out, old_err
-    out.seek(0)
-    err.seek(0)
-    return rc, out.read(), err.read()
+        out.close()
+        err.close()
+    return rc, out.name, err.name
+
+
+def _copy_out(name: str, dest) -> None:
+    import shutil
+    try:
+        with open(name, encoding="utf-8") as fh:
+            shutil.copyfileobj(fh, dest, 1 << 20)
+    finally:
+        os.unlink(name)
 
 
 def _read_parallel(args, argv: list[str]) -> int:
@@ -162,10 +175,10 @@ def _read_parallel(args, argv: list[str]) -> int:
     ctx = multiprocessing.get_context("fork")
     rcs = []
     with ctx.Pool(min(args.jobs, len(files))) as pool:
-        for rc, out, err in pool.imap(_read_one_to_file, [(base, f) for f in files]):
-            sys.stdout.write(out)
+        for rc, out_name, err_name in pool.imap(_read_one_to_file, [(base, f) for f in files]):
+            _copy_out(out_name, sys.stdout)
             sys.stdout.flush()
-            sys.stderr.write(err)
+            _copy_out(err_name, sys.stderr)
             rcs.append(rc)
     if EXIT_ERROR in rcs:
         return EXIT_ERROR
