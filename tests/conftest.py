@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPTURES = ROOT / "captures"
-CORPUS = Path(os.environ.get("TLSSCOPE_CORPUS", ROOT.parent / "shared" / "corpus"))
+CORPUS = Path(os.environ.get("TLSSCOPE_CORPUS", ROOT.parent / "shared" / "corpus")).resolve()
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

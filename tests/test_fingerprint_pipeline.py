@@ -276,7 +276,7 @@ def _sv_expectations() -> list[tuple[str, str, str, str]]:
         if "tls.ja" not in text:
             continue
         doc = yaml.safe_load(text)
-        pcap = (test.parent / doc["pcap"]).resolve() if doc.get("pcap") else test.parent / "input.pcap"
+        pcap = (test.parent / doc["pcap"] if doc.get("pcap") else test.parent / "input.pcap").resolve()
         if not pcap.is_file():
             continue
         for check in doc.get("checks") or ():
