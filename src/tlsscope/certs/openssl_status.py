@@ -7,7 +7,7 @@ first error it meets, so a user can connect a failed handshake to what a peer lo
 from __future__ import annotations
 
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import dh, dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
 OK = "ok"
 UNABLE_TO_GET_ISSUER_CERT = "unable to get issuer certificate"
@@ -48,6 +48,11 @@ _MINBITS = {1: 80, 2: 112, 3: 128, 4: 192, 5: 256}
 DEFAULT_SECURITY_LEVEL = 2
 
 
+
+def _is_ffdh(key) -> bool:
+    # by class name: touching cryptography's deprecated FFDH classes emits a warning every time
+    return type(key).__name__ == "DHPublicKey"
+
 def min_bits(level: int) -> int:
     """Security bits a key or signature needs at this level (0 when nothing is enforced)."""
     return _MINBITS.get(min(level, 5), 0) if level > 0 else 0
@@ -63,7 +68,7 @@ def _ffc_bits(nbits: int) -> int:
 
 def key_security_bits(key) -> int:
     """EVP_PKEY_get_security_bits for the public key types cryptography can load."""
-    if isinstance(key, (rsa.RSAPublicKey, dsa.DSAPublicKey, dh.DHPublicKey)):
+    if isinstance(key, (rsa.RSAPublicKey, dsa.DSAPublicKey)) or _is_ffdh(key):
         return _ffc_bits(key.key_size)
     if isinstance(key, ec.EllipticCurvePublicKey):
         return key.curve.key_size // 2
