@@ -187,6 +187,7 @@ def _read_parallel(args, argv: list[str]) -> int:
 
 def cmd_read(args, argv: list[str] | None = None) -> int:
     from .api import with_embedded_secrets
+    from .report import report_json
     from .capture import CaptureError, open_capture
     from .pipeline import analyze
 
@@ -220,7 +221,7 @@ def cmd_read(args, argv: list[str] | None = None) -> int:
                 if args.ladder:
                     ladder_reports.append(report)
                 if args.json:
-                    stdout.write(json.dumps(report.to_json(), ensure_ascii=False) + "\n")
+                    stdout.write(json.dumps(report_json(report), ensure_ascii=False) + "\n")
                 elif args.summary:
                     from .render.summary import summary_line
                     stdout.write(summary_line(report) + "\n")
@@ -312,6 +313,7 @@ def cmd_follow(args) -> int:
 
 def cmd_live(args) -> int:
     from .live import LiveError, run_live
+    from .report import report_json
 
     keylog_path = None
     if args.keylog:
@@ -325,7 +327,7 @@ def cmd_live(args) -> int:
 
     def show(report, event: str):
         if args.json:
-            d = report.to_json()
+            d = dict(report_json(report))      # top level copied: only "event" is added
             d["event"] = event
             sys.stdout.write(json.dumps(d, ensure_ascii=False) + "\n")
         elif args.summary or event == "end":

@@ -12,6 +12,8 @@ from .findings import Finding, Severity
 from .jsonable import to_jsonable
 from .model import Endpoint
 from .tls.context import is_tls13
+from .tls.extensions import VOLATILE_EXTENSION_TYPES
+from .tls.x509info import parse_certificate   # already loaded by the decoders (tls.extensions)
 from .registry import (alert_description_name, alert_level_name, cipher_suite_name,
                        content_type_name, extension_name, group_name, handshake_type_name,
                        version_name)
@@ -65,7 +67,13 @@ class ConnectionReport:
         return self._state
 
     def to_json(self) -> dict:
-        return report_json(self)
+        """The JSON object of this connection, independent of every other report (safe to modify).
+
+        ``report_json`` is the fast form the CLI serialises at once: its nested values may be
+        shared between reports (decoded extensions and certificates are cached).
+        """
+        import json
+        return json.loads(json.dumps(report_json(self)))
 
     def __repr__(self) -> str:
         facts = [self.version_name or "no ServerHello", self.cipher_suite_name or "", self.sni or ""]
@@ -144,8 +152,6 @@ def _group(st: ConnectionState) -> int | None:
 
 
 def build_report(conn_id: int, st: ConnectionState) -> ConnectionReport:
-    from .tls.x509info import parse_certificate   # cryptography: only when certificates exist
-
     ch = st.client_hello
     sh = st.server_hello
     handshake_complete = _handshake_complete(st)
@@ -209,23 +215,45 @@ def _iso(ts: float) -> str:
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+# The decoders share one Extension (and the certificate summary one CertInfo) among all the
+# connections that sent the same bytes: convert each shared object once. Keyed by identity,
+# holding the object so that its id cannot be reused; emptied when full. Callers get a new
+# top-level dict each time; nested values are shared and read-only (json.dumps only reads them).
+_JSON_CACHE: dict[int, tuple[object, dict]] = {}
+_JSON_CACHE_MAX = 4096
+
+
+def _cached_json(obj, convert) -> dict:
+    hit = _JSON_CACHE.get(id(obj))
+    if hit is not None and hit[0] is obj:
+        return dict(hit[1])
+    d = convert(obj)
+    if len(_JSON_CACHE) >= _JSON_CACHE_MAX:
+        _JSON_CACHE.clear()
+    _JSON_CACHE[id(obj)] = (obj, d)
+    return dict(d)
+
+
+def _extension_json(ext) -> dict:
+    d: dict = {"type": ext.type, "name": extension_name(ext.type), "length": len(ext.data)}
+    if ext.value is not None:
+        v = to_jsonable(ext.value)
+        if isinstance(v, dict):
+            for k, val in v.items():
+                d.setdefault(k, val)
+        else:
+            d["value"] = v
+    if ext.error is not None:
+        d["error"] = str(ext.error)
+    if ext.value is None and ext.error is None:
+        d["data"] = ext.data.hex()
+    return d
+
+
 def _extensions_json(msg) -> list[dict]:
-    out = []
-    for ext in getattr(msg, "extensions", ()) or ():
-        d: dict = {"type": ext.type, "name": extension_name(ext.type), "length": len(ext.data)}
-        if ext.value is not None:
-            v = to_jsonable(ext.value)
-            if isinstance(v, dict):
-                for k, val in v.items():
-                    d.setdefault(k, val)
-            else:
-                d["value"] = v
-        if ext.error is not None:
-            d["error"] = str(ext.error)
-        if ext.value is None and ext.error is None:
-            d["data"] = ext.data.hex()
-        out.append(d)
-    return out
+    # bodies that differ per connection are never shared: do not let them churn the cache
+    return [_extension_json(ext) if ext.type in VOLATILE_EXTENSION_TYPES else _cached_json(ext, _extension_json)
+            for ext in getattr(msg, "extensions", ()) or ()]
 
 
 def client_hello_json(ch) -> dict | None:
@@ -297,7 +325,8 @@ def _alert_json(a) -> dict:
 
 
 def report_json(r: ConnectionReport) -> dict:
-    certs = {side: (None if v is None else [to_jsonable(c) for c in v]) for side, v in r.certificates.items()}
+    certs = {side: (None if v is None else [_cached_json(c, to_jsonable) for c in v])
+             for side, v in r.certificates.items()}
     d = {
         "id": r.id,
         "client": {"ip": r.client.ip, "port": r.client.port},

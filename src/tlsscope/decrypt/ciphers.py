@@ -9,7 +9,6 @@ raises :class:`RecordAuthError` when the record does not authenticate.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.decrepit.ciphers import algorithms as old_algorithms
@@ -190,8 +189,8 @@ class _Mac:
 class CbcOpener(RecordOpener):
     def __init__(self, spec: CipherSpec, key: bytes, iv: bytes, mac: _Mac, version: int,
                  encrypt_then_mac: bool):
-        self._algorithm: Callable[[], object] = lambda: _block_algorithm(spec.algorithm, key)
-        _block_algorithm(spec.algorithm, key)  # fail early on an unsupported algorithm
+        # built once per key (fails early on an unsupported algorithm), reused for every record
+        self._block = _block_algorithm(spec.algorithm, key)
         self._bs = spec.block_size
         self._iv = iv            # TLS 1.0/SSL 3.0: chained from the previous record
         self._explicit_iv = version >= TLS11
@@ -228,7 +227,7 @@ class CbcOpener(RecordOpener):
                                   f"{bs}-byte blocks")
         if not self._explicit_iv:
             self._iv = ciphertext[-bs:]
-        decryptor = Cipher(self._algorithm(), modes.CBC(iv)).decryptor()
+        decryptor = Cipher(self._block, modes.CBC(iv)).decryptor()
         plain = decryptor.update(ciphertext) + decryptor.finalize()
         pad = plain[-1]
         if self._ssl3:

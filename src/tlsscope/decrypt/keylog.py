@@ -8,8 +8,10 @@ Malformed lines are collected in :attr:`KeyLog.problems`, never raised.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
+from typing import Iterable
 
 __all__ = ["KeyLog", "LABELS"]
 
@@ -36,13 +38,35 @@ def _hex(text: str) -> bytes | None:
         return None
 
 
+# Secrets of one client random are packed into one bytes object, entries of
+# <label index u8> <length u8> <secret>, in the order they were first logged: a dict per
+# random (or a bytes object per secret) cost about 900 bytes per connection, which made the
+# key log the largest thing in memory for big captures.
+_LABEL_NAMES: tuple[str, ...] = tuple(LABELS)
+_LABEL_INDEX: dict[str, int] = {name: i for i, name in enumerate(_LABEL_NAMES)}
+
+
+def _unpack(packed: bytes) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    i, n = 0, len(packed)
+    while i < n:
+        size = packed[i + 1]
+        out[_LABEL_NAMES[packed[i]]] = packed[i + 2:i + 2 + size]
+        i += 2 + size
+    return out
+
+
+def _pack(secrets: dict[str, bytes]) -> bytes:
+    return b"".join(bytes((_LABEL_INDEX[label], len(secret))) + secret for label, secret in secrets.items())
+
+
 class KeyLog:
     """Secrets by client random (and RSA premasters by ciphertext prefix)."""
 
     __slots__ = ("_by_random", "_rsa", "_sessions", "problems", "_count")
 
     def __init__(self) -> None:
-        self._by_random: dict[bytes, dict[str, bytes]] = {}
+        self._by_random: dict[bytes, bytes] = {}     # client random -> packed secrets (see _pack)
         self._rsa: dict[bytes, bytes] = {}
         # master secrets learnt while decrypting (e.g. with --rsa-key), by session id or ticket
         self._sessions: dict[bytes, tuple[bytes, str]] = {}
@@ -52,28 +76,40 @@ class KeyLog:
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> "KeyLog":
         path = Path(path)
-        return cls.from_bytes(path.read_bytes(), source=path.name)
+        log = cls()
+        with open(path, "rb") as f:     # line by line: never the whole file (and its lines) at once
+            log._add_lines(f, path.name)
+        return log
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "") -> "KeyLog":
         log = cls()
-        # key logs are ASCII; latin-1 never fails and keeps odd bytes visible in problems
-        log.add_text(bytes(data).decode("latin-1"), source)
+        log._add_lines(io.BytesIO(bytes(data)), source)
         return log
 
     def add_text(self, text: str, source: str = "") -> None:
+        self._add_lines((text,), source)
+
+    def _add_lines(self, chunks: Iterable[str | bytes], source: str) -> None:
         where = source or "keylog"
         dropped = 0
-        for lineno, raw in enumerate(text.splitlines(), 1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            problem = self._add_line(line)
-            if problem:
-                if len(self.problems) < _MAX_PROBLEMS:
-                    self.problems.append(f"{where}:{lineno}: {problem}")
-                else:
-                    dropped += 1
+        lineno = 0
+        for chunk in chunks:
+            if isinstance(chunk, bytes):
+                # key logs are ASCII; latin-1 never fails and keeps odd bytes visible in problems
+                chunk = chunk.decode("latin-1")
+            # str.splitlines() also breaks at \r, \x0c, \x85, ...: line numbers as for the whole text
+            for raw in chunk.splitlines():
+                lineno += 1
+                line = raw.strip()
+                if not line or line.startswith("#"):
+                    continue
+                problem = self._add_line(line)
+                if problem:
+                    if len(self.problems) < _MAX_PROBLEMS:
+                        self.problems.append(f"{where}:{lineno}: {problem}")
+                    else:
+                        dropped += 1
         if dropped:
             self.problems.append(f"{where}: {dropped} more malformed lines not listed")
 
@@ -102,11 +138,17 @@ class KeyLog:
         return self._store(client_random, label, secret)
 
     def _store(self, client_random: bytes, label: str, secret: bytes) -> str | None:
-        entry = self._by_random.setdefault(client_random, {})
+        packed = self._by_random.get(client_random)
+        if packed is None:
+            self._by_random[client_random] = bytes((_LABEL_INDEX[label], len(secret))) + secret
+            self._count += 1
+            return None
+        entry = _unpack(packed)
         old = entry.get(label)
         if old == secret:
             return None
         entry[label] = secret
+        self._by_random[client_random] = _pack(entry)
         if old is None:
             self._count += 1
             return None
@@ -123,8 +165,13 @@ class KeyLog:
         return f"RSA premaster for {prefix.hex()} replaced by a different value"
 
     def merge(self, other: "KeyLog") -> None:
-        for client_random, secrets in other._by_random.items():
-            for label, secret in secrets.items():
+        mine = self._by_random
+        for client_random, packed in other._by_random.items():
+            if client_random not in mine:     # the common case: share the immutable packed bytes
+                mine[client_random] = packed
+                self._count += len(_unpack(packed))
+                continue
+            for label, secret in _unpack(packed).items():
                 problem = self._store(client_random, label, secret)
                 if problem:
                     self.problems.append(problem)
@@ -137,7 +184,22 @@ class KeyLog:
             self._sessions.setdefault(key, value)
 
     def secrets_for(self, client_random: bytes) -> dict[str, bytes]:
-        return dict(self._by_random.get(bytes(client_random), {}))
+        packed = self._by_random.get(bytes(client_random))
+        return {} if packed is None else _unpack(packed)
+
+    def secret(self, client_random: bytes, label: str) -> bytes | None:
+        """``secrets_for(client_random).get(label)`` without building the dict."""
+        packed = self._by_random.get(bytes(client_random))
+        if packed is None:
+            return None
+        want = _LABEL_INDEX.get(label)
+        i, n = 0, len(packed)
+        while i < n:
+            size = packed[i + 1]
+            if packed[i] == want:
+                return packed[i + 2:i + 2 + size]
+            i += 2 + size
+        return None
 
     def rsa_premaster(self, encrypted_premaster_prefix: bytes) -> bytes | None:
         return self._rsa.get(bytes(encrypted_premaster_prefix[:8]))

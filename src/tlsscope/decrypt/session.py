@@ -82,6 +82,24 @@ def _parse_extensions(r: Reader, hello: _Hello) -> None:
     if r.at_end():
         return
     ext = r.vector(2, "extensions")
+    path, start = ext.path, ext.offset
+    raw = ext.rest()
+    # the framing over plain bytes; a broken one is read again through a Reader for its error
+    found: dict[int, bytes] = {}
+    pos, end = 0, len(raw)
+    while pos < end:
+        if end - pos < 4:
+            return _parse_extensions_checked(Reader(raw, path, start), hello)
+        n = (raw[pos + 2] << 8) | raw[pos + 3]
+        if n > end - pos - 4:
+            return _parse_extensions_checked(Reader(raw, path, start), hello)
+        found.setdefault((raw[pos] << 8) | raw[pos + 1], raw[pos + 4:pos + 4 + n])
+        pos += 4 + n
+    for ext_type, data in found.items():
+        hello.extensions.setdefault(ext_type, data)
+
+
+def _parse_extensions_checked(ext: Reader, hello: _Hello) -> None:
     while not ext.at_end():
         ext_type = ext.u16("extension_type")
         data = ext.vector_bytes(2, "extension_data")
@@ -254,6 +272,17 @@ class ConnectionDecryptor:
                 out.setdefault(label, secret)
         return out
 
+    def _secret(self, label: str) -> bytes | None:
+        """``self._secrets().get(label)``: the first key log that has it wins."""
+        hs = self._hs
+        if hs is None:
+            return None
+        for log in self._keylogs:
+            secret = log.secret(hs.client_hello.random, label)
+            if secret is not None:
+                return secret
+        return None
+
     def _no_key(self, what: str = "") -> str:
         cr = self._hs.client_hello.random.hex() if self._hs else "?"
         return f"no key for client random {cr[:16]}…" + (f" ({what})" if what else "")
@@ -424,7 +453,7 @@ class ConnectionDecryptor:
                      keep_counters: bool = False) -> None:
         hs = self._hs
         label = self._TLS13_LABELS[(from_client, epoch)]
-        secret = self._secrets().get(label)
+        secret = self._secret(label)
         missed, missed_bytes = d.missed, d.missed_bytes
         seq = d.seq
         if hs.key_reason:
@@ -452,10 +481,10 @@ class ConnectionDecryptor:
 
     def _tls13_finished(self, hs: _Handshake, from_client: bool, body: bytes) -> bool | None:
         label = "CLIENT_HANDSHAKE_TRAFFIC_SECRET" if from_client else "SERVER_HANDSHAKE_TRAFFIC_SECRET"
-        secret = self._secrets().get(label)
+        secret = self._secret(label)
         if secret is None or hs.info is None:
             return None
-        transcript_hash = tls13.hash_bytes(hs.hash, bytes(hs.transcript))
+        transcript_hash = tls13.hash_bytes(hs.hash, hs.transcript)
         return tls13.finished_verify_data(hs.hash, secret, transcript_hash) == body
 
     # -- Finished (both) -----------------------------------------------------
@@ -708,7 +737,7 @@ class ConnectionDecryptor:
         hs = self._hs
         if not hs.tls13 or d.epoch not in ("handshake", "application") or d.resyncs >= _RESYNC_RECORDS:
             return None
-        secret = self._secrets().get(self._TLS13_LABELS[(d is self._client, "application")])
+        secret = self._secret(self._TLS13_LABELS[(d is self._client, "application")])
         if secret is None or hs.spec is None:
             return None
         d.resyncs += 1      # bounded: with a wrong key every record would pay for the search
@@ -738,7 +767,7 @@ class ConnectionDecryptor:
         """The client's 0-RTT read state; before ServerHello the suite is found by trial."""
         if d.early_opener is not None:
             return d.early_opener
-        secret = self._secrets().get("CLIENT_EARLY_TRAFFIC_SECRET")
+        secret = self._secret("CLIENT_EARLY_TRAFFIC_SECRET")
         if secret is None:
             return None
         hs = self._hs
@@ -792,7 +821,7 @@ class ConnectionDecryptor:
                 return result
         # not (or no longer) early data: the client's handshake flight may have begun
         label = self._TLS13_LABELS[(True, "handshake")]
-        secret = self._secrets().get(label)
+        secret = self._secret(label)
         if secret is not None and hs.spec is not None and not hs.key_reason:
             hs_opener = self._tls13_opener(hs.spec, hs.hash, secret)
             try:

@@ -8,7 +8,11 @@ secrets) is here too so that RFC 8448's published values can be checked.
 
 from __future__ import annotations
 
-from cryptography.hazmat.primitives import hashes, hmac
+import functools
+import hashlib
+import hmac as _hmac
+
+from cryptography.hazmat.primitives import hashes
 
 __all__ = [
     "HASHES", "hash_bytes", "hmac_bytes", "hkdf_extract", "hkdf_expand", "hkdf_expand_label",
@@ -29,20 +33,23 @@ HELLO_RETRY_REQUEST_RANDOM = bytes.fromhex(
     "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
 
 
+# Hashing and HMAC for the key schedule, PRF and transcripts go through the standard library
+# (OpenSSL underneath, one C call each): building a cryptography Hash/HMAC object per call
+# cost more than the hashing itself. Ciphers (AEAD, CBC) stay with cryptography.
+_HASHLIB = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha1": hashlib.sha1, "md5": hashlib.md5}
+_DIGEST_SIZE = {name: alg.digest_size for name, alg in HASHES.items()}
+
+
 def hash_bytes(hash_name: str, data: bytes) -> bytes:
-    h = hashes.Hash(HASHES[hash_name]())
-    h.update(data)
-    return h.finalize()
+    return _HASHLIB[hash_name](data).digest()
 
 
 def hmac_bytes(hash_name: str, key: bytes, data: bytes) -> bytes:
-    h = hmac.HMAC(key, HASHES[hash_name]())
-    h.update(data)
-    return h.finalize()
+    return _hmac.digest(key, data, _HASHLIB[hash_name])
 
 
 def hash_len(hash_name: str) -> int:
-    return HASHES[hash_name].digest_size
+    return _DIGEST_SIZE[hash_name]
 
 
 def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
@@ -50,6 +57,8 @@ def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
 
 
 def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
+    if length <= _DIGEST_SIZE[hash_name]:   # every TLS key, IV and secret: one block
+        return _hmac.digest(prk, info + b"\x01", _HASHLIB[hash_name])[:length]
     out = b""
     block = b""
     counter = 1
@@ -63,11 +72,22 @@ def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
 def hkdf_expand_label(hash_name: str, secret: bytes, label: bytes | str, context: bytes,
                       length: int) -> bytes:
     """HKDF-Expand-Label (RFC 8446 §7.1); ``label`` without the "tls13 " prefix."""
+    if not isinstance(label, (str, bytes)):
+        label = bytes(label)          # bytearray/memoryview: hashable for the prefix cache
+    if context:
+        info = _label_prefix(label, length) + bytes([len(context)]) + context
+    else:
+        info = _label_prefix(label, length) + b"\x00"
+    return hkdf_expand(hash_name, secret, info, length)
+
+
+@functools.lru_cache(maxsize=64)
+def _label_prefix(label: bytes | str, length: int) -> bytes:
+    """HkdfLabel up to its context: length, then the "tls13 "-prefixed label (a few fixed labels)."""
     if isinstance(label, str):
         label = label.encode("ascii")
     full = b"tls13 " + label
-    info = length.to_bytes(2, "big") + bytes([len(full)]) + full + bytes([len(context)]) + context
-    return hkdf_expand(hash_name, secret, info, length)
+    return length.to_bytes(2, "big") + bytes([len(full)]) + full
 
 
 def derive_secret(hash_name: str, secret: bytes, label: str, messages_hash: bytes) -> bytes:

@@ -496,9 +496,64 @@ def decode_extension(ext_type: int, data: bytes, context: str, path: str = "", b
     return Extension(ext_type, data, value)
 
 
+# Most extension bodies repeat across connections (a capture has a few client and server
+# configurations), and Extension and its values are frozen: share one decoded Extension per
+# (type, context, body). Only clean decodes are kept (an error carries its offset and path);
+# bodies that differ per connection (tickets, PSK identities, key shares, cookies, ECH) and
+# big bodies are not kept, and the table is emptied when full, so it stays bounded.
+_CACHE: dict[tuple[int, str, bytes], Extension] = {}
+_BLOCKS: dict[tuple[str, bytes], tuple[Extension, ...]] = {}    # whole blocks of cached extensions
+_CACHE_MAX = 4096
+_CACHE_BODY_MAX = 1024
+VOLATILE_EXTENSION_TYPES = frozenset((35, 41, 44, 51, 0xFE0D, 0xFFCE))
+
+
 def decode_extensions(r: Reader, context: str) -> tuple[Extension, ...]:
     """Read ``Extension extensions<0..2^16-1>``; only a broken block framing raises."""
     block = r.vector(2, "extensions")
+    path, start = block.path, block.offset
+    raw = block.rest()
+    # a whole block with nothing per-connection in it (a TLS 1.2 ServerHello's, say) recurs as is
+    whole = _BLOCKS.get((context, raw))
+    if whole is not None:
+        return whole
+    # Walk the framing over plain bytes; a broken framing is read again through a Reader
+    # (below), which raises the DecodeError with its exact offset and path.
+    out = []
+    cache = _CACHE
+    shareable = len(raw) <= _CACHE_BODY_MAX
+    pos, end = 0, len(raw)
+    while pos < end:
+        if end - pos < 4:
+            return _decode_extensions_checked(Reader(raw, path, start), context)
+        ext_type = (raw[pos] << 8) | raw[pos + 1]
+        n = (raw[pos + 2] << 8) | raw[pos + 3]
+        pos += 4
+        if n > end - pos:
+            return _decode_extensions_checked(Reader(raw, path, start), context)
+        data = raw[pos:pos + n]
+        key = (ext_type, context, data)
+        ext = cache.get(key)
+        if ext is None:
+            name = _PATH_NAMES.get(ext_type, f"0x{ext_type:04x}")
+            ext = decode_extension(ext_type, data, context, f"{path}[{len(out)}].{name}", start + pos)
+            if ext.error is None and ext_type not in VOLATILE_EXTENSION_TYPES and n <= _CACHE_BODY_MAX:
+                if len(cache) >= _CACHE_MAX:
+                    cache.clear()
+                cache[key] = ext
+            else:
+                shareable = False
+        out.append(ext)
+        pos += n
+    exts = tuple(out)
+    if shareable:
+        if len(_BLOCKS) >= _CACHE_MAX:
+            _BLOCKS.clear()
+        _BLOCKS[(context, raw)] = exts
+    return exts
+
+
+def _decode_extensions_checked(block: Reader, context: str) -> tuple[Extension, ...]:
     out = []
     while not block.at_end():
         ext_type = block.u16("extension_type")

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 MAX_MESSAGE = 1 << 20   # 1 MiB: real certificate chains stay far below
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made per handshake message on the hot path, where frozen construction
+# costs several times more; nothing hashes them.
+
+@dataclass(slots=True)
 class RawHandshake:
     msg_type: int
     body: bytes
@@ -20,14 +23,10 @@ class RawHandshake:
     ts: float
     frame: int
     records: int       # how many records it spanned
-
-    @property
-    def raw(self) -> bytes:
-        n = len(self.body)
-        return bytes((self.msg_type, n >> 16 & 0xFF, n >> 8 & 0xFF, n & 0xFF)) + self.body
+    raw: bytes         # the whole message: 4-byte header + body
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HandshakeNote:
     code: str          # handshake_oversized | handshake_truncated
     message: str
@@ -57,9 +56,14 @@ class HandshakeDefragmenter:
             if not fragment:
                 return out
         if not self._buf:
+            if type(fragment) is bytes:
+                return self._feed_direct(fragment, offset, ts, frame, out)
             self._start_offset, self._start_ts, self._start_frame, self._records = offset, ts, frame, 0
+        self._buf += fragment
+        return self._loop(out, offset, ts, frame)
+
+    def _loop(self, out: list, offset: int, ts: float, frame: int) -> list:
         buf = self._buf
-        buf += fragment
         self._records += 1
         pos = 0
         n = len(buf)
@@ -76,14 +80,34 @@ class HandshakeDefragmenter:
                 continue
             if n - pos - 4 < length:
                 break
-            out.append(RawHandshake(buf[pos], bytes(buf[pos + 4:pos + 4 + length]),
-                                    self._start_offset, self._start_ts, self._start_frame, self._records))
+            raw = bytes(buf[pos:pos + 4 + length])
+            out.append(RawHandshake(raw[0], raw[4:], self._start_offset, self._start_ts,
+                                    self._start_frame, self._records, raw))
             pos += 4 + length
             # following messages in this buffer start in the current record
             self._start_offset, self._start_ts, self._start_frame, self._records = offset, ts, frame, 1
         if pos:
             del buf[:pos]
         return out
+
+    def _feed_direct(self, fragment: bytes, offset: int, ts: float, frame: int, out: list) -> list:
+        """Nothing buffered (the common case): messages are cut straight out of the fragment."""
+        n = len(fragment)
+        pos = 0
+        max_message = self.max_message
+        while n - pos >= 4:
+            end = pos + 4 + ((fragment[pos + 1] << 16) | (fragment[pos + 2] << 8) | fragment[pos + 3])
+            if end > n or end - pos - 4 > max_message:
+                break
+            out.append(RawHandshake(fragment[pos], fragment[pos + 4:end], offset, ts, frame, 1,
+                                    fragment[pos:end]))
+            pos = end
+        if pos == n:
+            return out
+        # an incomplete (or oversized) message: the general loop takes over from here
+        self._start_offset, self._start_ts, self._start_frame, self._records = offset, ts, frame, 0
+        self._buf += fragment[pos:] if pos else fragment
+        return self._loop(out, offset, ts, frame)
 
     @property
     def pending(self) -> int:

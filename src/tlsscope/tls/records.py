@@ -24,7 +24,11 @@ MAX_CIPHERTEXT = (1 << 14) + 2048
 RESYNC_WINDOW = 1 << 16
 
 
-@dataclass(frozen=True, slots=True)
+# The per-record types below are not frozen: they are made once per record on the hot path,
+# where frozen construction (object.__setattr__ per field) costs several times more; nothing
+# hashes them or keeps them after the record is processed.
+
+@dataclass(slots=True)
 class Record:
     content_type: int
     legacy_version: int
@@ -34,7 +38,7 @@ class Record:
     frame: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SSLv2Hello:
     """An SSLv2-compatible ClientHello (RFC 5246 Appendix E.2)."""
 
@@ -45,7 +49,7 @@ class SSLv2Hello:
     frame: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RecordNote:
     """Something wrong at the record layer: malformed framing, a gap, a resync."""
 
@@ -122,11 +126,78 @@ class RecordLayer:
         self._frame = 0
 
     def feed(self, data: bytes, ts: float, frame: int) -> list:
-        self._ts, self._frame = ts, frame
-        self.bytes_seen += len(data)
-        buf = self._buf
-        buf += data
+        self._ts = ts
+        self._frame = frame
+        n = len(data)
+        self.bytes_seen += n
         out: list = []
+        buf = self._buf
+        if not buf and self._synced and (not self._sslv2_ok or (n >= 5 and not data[0] & 0x80)):
+            # Fast path (the common case): nothing buffered, so records are cut straight out of
+            # ``data`` and only an incomplete tail is buffered. Anything odd goes the slow way.
+            self._sslv2_ok = False
+            if type(data) is not bytes:
+                data = bytes(data)             # fragments are bytes, not views of the caller's buffer
+            pos = 0
+            base = self._base
+            count = 0
+            append = out.append
+            while n - pos >= 5:
+                ct = data[pos]
+                v1 = data[pos + 1]
+                v2 = data[pos + 2]
+                if v1 != 3 or v2 > 4 or ct < 20 or ct > 63:
+                    break                      # malformed: the slow path reports it
+                end = pos + 5 + ((data[pos + 3] << 8) | data[pos + 4])
+                if end > n:
+                    break
+                if end - pos - 5 > MAX_CIPHERTEXT:
+                    break
+                append(Record(ct, 0x300 | v2, data[pos + 5:end], base + pos, ts, frame))
+                count += 1
+                pos = end
+            self.records += count
+            if pos == n:
+                self._base = base + pos
+                return out
+            buf += data[pos:] if pos else data
+            self._base = base + pos
+            return self._parse(buf, out, ts, frame)
+        buf += data
+        return self._parse(buf, out, ts, frame)
+
+    def feed_app(self, data: bytes, ts: float, frame: int) -> tuple[int, int, int] | None:
+        """``data`` holds exactly whole application_data records on an empty buffer: take them
+        without making Records or copying their bodies (a reader without keys only counts them).
+
+        Returns (records, body bytes, stream offset of the first) or, for anything else,
+        None without consuming anything: then ``feed`` must be used.
+        """
+        if self._buf or not self._synced or self._sslv2_ok:
+            return None
+        n = len(data)
+        pos = 0
+        count = 0
+        while pos < n:
+            if n - pos < 5 or data[pos] != APPLICATION_DATA or data[pos + 1] != 3 or data[pos + 2] > 4:
+                return None
+            end = pos + 5 + ((data[pos + 3] << 8) | data[pos + 4])
+            if end > n or end - pos - 5 > MAX_CIPHERTEXT:
+                return None
+            count += 1
+            pos = end
+        if not count:
+            return None
+        first = self._base
+        self._base = first + n
+        self.records += count
+        self.bytes_seen += n
+        self._ts = ts
+        self._frame = frame
+        return count, n - 5 * count, first
+
+    def _parse(self, buf: bytearray, out: list, ts: float, frame: int) -> list:
+        """The general loop over the buffer: SSLv2 hellos, resynchronisation, notes."""
         pos = 0
         n = len(buf)
         while True:

@@ -9,6 +9,7 @@ what a peer sends is data to report, not a reason to stop.
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -123,6 +124,18 @@ _KEY_USAGE_FLAGS = ("digital_signature", "content_commitment", "key_encipherment
 def parse_certificate(der: bytes) -> CertInfo:
     """Summarise one DER certificate; problems go to ``error`` (first one wins)."""
     der = bytes(der)
+    if len(der) > _CACHE_MAX_DER:     # odd giants: do not let them pin memory in the cache
+        return _parse_certificate.__wrapped__(der)
+    return _parse_certificate(der)
+
+
+_CACHE_MAX_DER = 16384
+
+
+# A capture repeats the same few certificates in thousands of handshakes; CertInfo is
+# frozen, so one summary per distinct DER can be shared (bounded by the cache size).
+@functools.lru_cache(maxsize=1024)
+def _parse_certificate(der: bytes) -> CertInfo:
     out: dict[str, object] = {"sha256": hashlib.sha256(der).hexdigest(),
                               "sha1": hashlib.sha1(der).hexdigest()}
     errors: list[str] = []
@@ -205,6 +218,13 @@ _DUMMY_SPKI = _der_tlv(0x30, _DUMMY_ALG + _der_tlv(0x03, b"\x00"))
 
 def parse_distinguished_name(der: bytes) -> DistinguishedName:
     der = bytes(der)
+    if len(der) > _CACHE_MAX_DER:
+        return _parse_distinguished_name.__wrapped__(der)
+    return _parse_distinguished_name(der)
+
+
+@functools.lru_cache(maxsize=1024)      # the same CA names in every CertificateRequest
+def _parse_distinguished_name(der: bytes) -> DistinguishedName:
     info = _der_tlv(0x30, b"\x02\x01\x00" + der + _DUMMY_SPKI + b"\xa0\x00")
     csr = _der_tlv(0x30, info + _DUMMY_ALG + _der_tlv(0x03, b"\x00"))
     try:
@@ -215,8 +235,16 @@ def parse_distinguished_name(der: bytes) -> DistinguishedName:
 
 def summarize_ocsp(der: bytes) -> OCSPSummary:
     """Summarise an OCSPResponse (RFC 6960); a parse failure is recorded in ``error``."""
+    der = bytes(der)
+    if len(der) > _CACHE_MAX_DER:
+        return _summarize_ocsp.__wrapped__(der)
+    return _summarize_ocsp(der)
+
+
+@functools.lru_cache(maxsize=256)       # a server staples the same response for hours
+def _summarize_ocsp(der: bytes) -> OCSPSummary:
     try:
-        resp = ocsp.load_der_ocsp_response(bytes(der))
+        resp = ocsp.load_der_ocsp_response(der)
         status = resp.response_status.name.lower()
     except Exception as e:
         return OCSPSummary(error=f"ocsp: {e}")
