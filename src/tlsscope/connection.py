@@ -49,6 +49,10 @@ _NGINX_MTLS = (
 
 
 
+# Decode contexts are frozen values that depend only on the direction, version and suite:
+# made once per combination instead of once per handshake message.
+_CONTEXTS: dict[tuple, DecodeContext] = {}
+
 # MAC lengths of the NULL-cipher suites' HMACs (RFC 5246 §6.2.3.1)
 _MAC_LENGTHS = {"MD5": 16, "SHA": 20, "SHA256": 32, "SHA384": 48}
 
@@ -118,7 +122,7 @@ class _Side:
         self.mode = "detect"      # detect | tls | plain
         self.records: rl.RecordLayer | None = None
         self.hs = HandshakeDefragmenter()
-        self.hs_dec = HandshakeDefragmenter()
+        self.hs_dec: HandshakeDefragmenter | None = None   # made when decrypted handshake data comes
         self.encrypted = False
         self.prelude = bytearray()
         self.prelude_tail = b""
@@ -194,6 +198,8 @@ class TlsConnection:
         self.not_tls = False            # the pipeline stops feeding when this turns True
         self.announced = False          # live: the handshake report was already shown
         self._client_flight_after_sh = False
+        self._null_mac_suite: int | None = None
+        self._null_mac: int | None = None
 
     # -- helpers -------------------------------------------------------------
     def _side(self, from_a: bool) -> _Side:
@@ -220,11 +226,21 @@ class TlsConnection:
         if self.not_tls or not data:
             return
         self.state.ts_last = ts
-        side = self._side(from_a)
+        side = self._a if from_a else self._b
         side.seen_data = True
         if side.mode == "tls":
             side.stats.bytes += len(data)
-            self._records(from_a, side.records.feed(data, ts, frame))
+            if (self._decryptor is None
+                    and (self._tls13 or not side.encrypted or self._null_cipher_mac(side) is None)):
+                # Whole application_data records and no keys (most segments): counted without
+                # Record objects; the same effect as the per-record fast path in _records.
+                got = side.records.feed_app(data, ts, frame)
+                if got is not None:
+                    self._unreadable_app_data(from_a, side, got[0], got[1], ts, frame, got[2])
+                    return
+            items = side.records.feed(data, ts, frame)
+            if items:
+                self._records(from_a, items)
             return
         if side.mode == "plain":
             return
@@ -332,13 +348,42 @@ class TlsConnection:
 
     # -- records -------------------------------------------------------------
     def _records(self, from_a: bool, items: list) -> None:
+        side = self._a if from_a else self._b
+        Record = rl.Record
         for item in items:
-            if type(item) is rl.Record:
+            t = type(item)
+            if t is Record:
+                if (item.content_type == 23 and self._decryptor is None
+                        and (self._tls13 or not side.encrypted or self._null_cipher_mac(side) is None)):
+                    # encrypted application data without keys (most records): no general checks
+                    self._unreadable_app_data(from_a, side, 1, len(item.fragment), item.ts, item.frame,
+                                              item.offset)
+                    continue
                 self._record(from_a, item)
-            elif type(item) is rl.SSLv2Hello:
+            elif t is rl.SSLv2Hello:
                 self._sslv2(from_a, item)
             else:
                 self._record_note(from_a, item)
+
+    def _unreadable_app_data(self, from_a: bool, side: _Side, count: int, nbytes: int, ts: float,
+                             frame: int, offset: int) -> None:
+        """``count`` application_data records (``nbytes`` of body, the first at ``offset``) that
+        cannot be decrypted: what _record/_encrypted_record do for each, counted in one go."""
+        stats = side.stats
+        stats.records += count
+        stats.app_records += count
+        stats.app_bytes += nbytes
+        if self._tls13 and from_a != self._swapped:
+            self._client_flight_after_sh = True
+        last = side.last_app
+        if last is not None and not last.decrypted:
+            last.count += count
+            last.length += nbytes
+            return
+        entry = TimelineEntry(from_a != self._swapped, ts, frame, rl.APPLICATION_DATA, None, "ApplicationData",
+                              True, length=nbytes, count=count, offset=offset)
+        side.last_app = entry
+        self._add(entry)
 
     def _record_note(self, from_a: bool, note: rl.RecordNote) -> None:
         who = "client" if self._from_client(from_a) else "server"
@@ -402,7 +447,8 @@ class TlsConnection:
         if not compat:
             side.encrypted = True
             side.hs.reset()
-            side.hs_dec.reset()
+            if side.hs_dec is not None:
+                side.hs_dec.reset()
             if self._decryptor is not None:
                 self._decryptor.observe_change_cipher_spec(from_client)
 
@@ -423,10 +469,14 @@ class TlsConnection:
         """MAC length when the negotiated TLS <= 1.2 suite encrypts with NULL, else None."""
         if not side.encrypted or self._tls13 or self.state.cipher_suite is None or self._suite_info is None:
             return None
-        info = self._suite_info(self.state.cipher_suite)
-        if info is None or not info.null_cipher:
-            return None
-        return _MAC_LENGTHS.get(info.mac)
+        suite = self.state.cipher_suite
+        if suite == self._null_mac_suite:       # asked for every record: remember the last answer
+            return self._null_mac
+        info = self._suite_info(suite)
+        mac = None if info is None or not info.null_cipher else _MAC_LENGTHS.get(info.mac)
+        self._null_mac_suite = suite
+        self._null_mac = mac
+        return mac
 
     def _encrypted_record(self, from_a: bool, side: _Side, rec: rl.Record) -> None:
         from_client = self._from_client(from_a)
@@ -480,6 +530,8 @@ class TlsConnection:
         if ct != rl.APPLICATION_DATA:
             side.last_app = None
         if ct == rl.HANDSHAKE:
+            if side.hs_dec is None:
+                side.hs_dec = HandshakeDefragmenter()
             for msg in side.hs_dec.feed(res.plaintext, rec.offset, rec.ts, rec.frame):
                 if type(msg) is HandshakeNote:
                     self._hs_note(from_a, msg)
@@ -584,14 +636,23 @@ class TlsConnection:
 
     # -- handshake messages --------------------------------------------------
     def _context(self, from_client: bool) -> DecodeContext:
+        suite = self.state.cipher_suite
+        key = (from_client, self.state.version, suite, self._suite_info)
+        ctx = _CONTEXTS.get(key)
+        if ctx is not None:
+            return ctx
         kx = None
         signed = True
-        if self.state.cipher_suite is not None and self._suite_info is not None:
-            info = self._suite_info(self.state.cipher_suite)
+        if suite is not None and self._suite_info is not None:
+            info = self._suite_info(suite)
             if info is not None:
                 kx = info.key_exchange
                 signed = not info.anonymous
-        return DecodeContext(from_client, self.state.version, kx, signed)
+        ctx = DecodeContext(from_client, self.state.version, kx, signed)
+        if len(_CONTEXTS) >= 4096:
+            _CONTEXTS.clear()
+        _CONTEXTS[key] = ctx
+        return ctx
 
     def _handshake(self, from_a: bool, raw: RawHandshake, *, decrypted: bool) -> None:
         st = self.state

@@ -110,21 +110,25 @@ class Analyzer:
     def _events(self, events) -> list[ConnectionReport]:
         out: list[ConnectionReport] = []
         conns = self._conns
+        on_handshake = self.options.on_handshake
         for ev in events:
-            t = type(ev)
+            t = ev.__class__
             if t is TcpData:
                 conn = conns.get(ev.flow_id)
                 if conn is None:
                     continue
-                was_tls = conn.state.is_tls
-                conn.data(ev.from_client, ev.data, ev.ts, ev.frame)
-                if conn.not_tls:
-                    self._drop(ev.flow_id)
-                    continue
-                if not was_tls and conn.state.is_tls:
-                    self._ids[ev.flow_id] = self._next_id
-                    self._next_id += 1
-                if self.options.on_handshake is not None and conn.handshake_done and not conn.announced:
+                state = conn.state
+                if state.is_tls:
+                    conn.data(ev.from_client, ev.data, ev.ts, ev.frame)
+                else:
+                    conn.data(ev.from_client, ev.data, ev.ts, ev.frame)
+                    if conn.not_tls:
+                        self._drop(ev.flow_id)
+                        continue
+                    if state.is_tls:
+                        self._ids[ev.flow_id] = self._next_id
+                        self._next_id += 1
+                if on_handshake is not None and conn.handshake_done and not conn.announced:
                     conn.announced = True
                     report = self._report(self._ids[ev.flow_id], conn.snapshot())
                     if report is not None:
@@ -228,7 +232,19 @@ def analyze(items: Iterable, options: Options | None = None,
     if stats_out is not None:
         stats_out.append(an)
     feed = an.feed
+    # Analyzer.feed inlined for Segments, the bulk of the input
+    tcp_feed = an.tcp.feed
+    on_events = an._events
+    stats = an.stats
     for item in items:
+        if item.__class__ is Segment:
+            stats.segments += 1
+            events = tcp_feed(item)
+            if events:               # bare ACKs: no events
+                reports = on_events(events)
+                if reports:
+                    yield from reports
+            continue
         reports = feed(item)
         if reports:
             yield from reports

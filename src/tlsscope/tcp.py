@@ -21,7 +21,7 @@ a while so that their last ACKs do not open ghost flows.
 from __future__ import annotations
 
 from bisect import bisect_right, insort
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 from .model import ACK, FIN, RST, SYN, Endpoint, Segment
@@ -29,7 +29,10 @@ from .model import ACK, FIN, RST, SYN, Endpoint, Segment
 __all__ = ["TcpClose", "TcpData", "TcpEvent", "TcpGap", "TcpNote", "TcpOpen", "TcpReassembler"]
 
 
-@dataclass(frozen=True, slots=True)
+# The events are not frozen: several are made per segment on the hot path, where frozen
+# construction (object.__setattr__ per field) costs several times more; nothing hashes them.
+
+@dataclass(slots=True)
 class TcpOpen:
     flow_id: int
     ts: float
@@ -39,7 +42,7 @@ class TcpOpen:
     syn_seen: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TcpData:
     flow_id: int
     from_client: bool
@@ -48,7 +51,7 @@ class TcpData:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TcpGap:
     """``missing`` bytes of this direction were never seen; data after them follows."""
 
@@ -59,7 +62,7 @@ class TcpGap:
     missing: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TcpClose:
     flow_id: int
     ts: float
@@ -67,7 +70,7 @@ class TcpClose:
     reason: str   # "fin" | "rst" | "idle" | "end_of_capture" | "reused" | "evicted"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TcpNote:
     flow_id: int
     ts: float
@@ -147,11 +150,14 @@ class TcpReassembler:
         self.max_buffered = max_buffered_per_direction
         self.idle_timeout = idle_timeout
         self.max_flows = max_flows
-        # a closed flow's tombstone absorbs late segments for this long
-        self.tombstone_ttl = min(idle_timeout, 60.0)
+        # A closed flow's tombstone absorbs late segments (last ACKs, retransmitted FINs) for this
+        # long. Tombstones leave _flows (open flows only) for a queue in closing order and drop
+        # their per-direction state, so they stay small and are expired one by one.
+        self.tombstone_ttl = min(idle_timeout, 10.0)
         self._sweep_every = max(idle_timeout / 8.0, 1e-3)
         self._by_key: dict[tuple, tuple[_Flow, bool]] = {}
         self._flows: OrderedDict[int, _Flow] = OrderedDict()
+        self._tombs: deque[_Flow] = deque()
         self._next_id = 1
         self._now = float("-inf")
         self._next_sweep = float("-inf")
@@ -179,8 +185,12 @@ class TcpReassembler:
             self._now = ts
             if ts >= self._next_sweep:
                 self._sweep(ts, events)
+            tombs = self._tombs
+            if tombs and tombs[0].closed_ts < ts - self.tombstone_ttl:
+                self._expire(ts)
         key = (seg.src, seg.sport, seg.dst, seg.dport)
         flags = seg.flags
+        frame = seg.frame
         ent = self._by_key.get(key)
         if ent is None:
             fl, from_client = self._open(seg, key, events)
@@ -204,7 +214,7 @@ class TcpReassembler:
                 fl, from_client = self._open(seg, key, events)
         if ts > fl.last_ts:
             fl.last_ts = ts
-        fl.last_frame = seg.frame
+        fl.last_frame = frame
         if from_client:
             snd, rcv = fl.c, fl.s
         else:
@@ -224,13 +234,20 @@ class TcpReassembler:
                     self._close(fl, "fin", ts, seg.frame, events)
             return events
 
+        payload = seg.payload
         if flags & ACK:
             rcv.ack_seq = seg.ack
             if rcv.init and (rcv.starts or (rcv.fin_off is not None and not rcv.done)):
-                self._ack_check(fl, rcv, not from_client, ts, seg.frame, events)
+                self._ack_check(fl, rcv, not from_client, ts, frame, events)
+            if flags == ACK and not payload:
+                # a bare ACK (the most common segment): nothing more to do unless it
+                # completed the peer's stream
+                if snd.done and rcv.done:
+                    self._c["fin_closed"] += 1
+                    self._close(fl, "fin", ts, frame, events)
+                return events
 
         seq = seg.seq
-        payload = seg.payload
         n = len(payload)
         if flags & SYN:
             if not snd.syn and (not snd.init or (snd.nxt == 0 and not snd.starts)):
@@ -245,19 +262,21 @@ class TcpReassembler:
 
         if n:
             if seq == snd.nxt_seq and not snd.starts:
-                data = bytes(payload)
-                events.append(TcpData(fl.id, from_client, ts, seg.frame, data))
-                snd.nxt += n
+                # in order on an empty buffer (the common case): delivered as is
+                data = payload if payload.__class__ is bytes else bytes(payload)
+                events.append(TcpData(fl.id, from_client, ts, frame, data))
+                off = snd.nxt
+                snd.nxt = off + n
                 snd.nxt_seq = (seq + n) & M32
                 self._bytes += n
                 r = snd.recent
-                r.append((snd.nxt - n, data))
-                if len(r) > RECENT:
+                if len(r) >= RECENT:
                     del r[0]
-                if snd.fin_off is not None and snd.nxt >= snd.fin_off:
+                r.append((off, data))
+                if snd.fin_off is not None and off + n >= snd.fin_off:
                     snd.done = True
             else:
-                self._data(fl, snd, from_client, seq, payload, ts, seg.frame, events)
+                self._data(fl, snd, from_client, seq, payload, ts, frame, events)
 
         if flags & FIN:
             fl.fin_any = True
@@ -273,11 +292,12 @@ class TcpReassembler:
     def finish(self) -> list[TcpEvent]:
         """End of input: pending data delivered after gaps, every open flow closed."""
         events: list[TcpEvent] = []
-        for fl in self._flows.values():
+        for fl in list(self._flows.values()):
             if not fl.closed:
                 self._close(fl, "end_of_capture", fl.last_ts, fl.last_frame, events)
         self._flows.clear()
         self._by_key.clear()
+        self._tombs.clear()
         return events
 
     def ignore(self, flow_id: int) -> None:
@@ -338,22 +358,30 @@ class TcpReassembler:
         if not fl.ignored:
             for h, from_client in ((fl.c, True), (fl.s, False)):
                 self._flush(fl, h, from_client, ts, frame, events)
-        fl.c.free()
-        fl.s.free()
+        # the tombstone keeps only what _forget and the closed check need
+        fl.c = fl.s = None
         fl.closed = True
         fl.closed_ts = self._now if self._now > ts else ts
+        self._flows.pop(fl.id, None)
+        tombs = self._tombs
+        tombs.append(fl)
+        if len(tombs) > self.max_flows:
+            self._forget(tombs.popleft())
         events.append(TcpClose(fl.id, ts, frame, reason))
 
+    def _expire(self, now: float) -> None:
+        """Drop tombstones older than tombstone_ttl (they are queued in closing order)."""
+        tombs = self._tombs
+        before = now - self.tombstone_ttl
+        while tombs and tombs[0].closed_ts < before:
+            self._forget(tombs.popleft())
+
     def _sweep(self, now: float, events: list) -> None:
-        """Close idle flows and drop old tombstones (runs every idle_timeout/8 of capture time)."""
+        """Close idle flows (runs every idle_timeout/8 of capture time)."""
         self._next_sweep = now + self._sweep_every
         idle_before = now - self.idle_timeout
-        tomb_before = now - self.tombstone_ttl
         for fl in list(self._flows.values()):
-            if fl.closed:
-                if fl.closed_ts < tomb_before:
-                    self._forget(fl)
-            elif fl.last_ts < idle_before:
+            if fl.last_ts < idle_before:
                 self._c["idle_closed"] += 1
                 self._close(fl, "idle", fl.last_ts, fl.last_frame, events)
                 self._forget(fl)

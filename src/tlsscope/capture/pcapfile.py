@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Iterator
 
 from ..model import CaptureNote, DecryptionSecrets, Segment
-from .frames import IpDefragmenter, decoder_for
+from .frames import _ADDR, _ETH_IP4_TCP, IpDefragmenter, _addr4, _ethernet, decoder_for
 
 __all__ = ["CaptureError", "CaptureReader", "open_capture"]
 
@@ -180,6 +180,7 @@ class CaptureReader:
         self._closed = False
         self._warned_linktypes: set[int] = set()
         self._warned_iface = False
+        self._stash: tuple | None = None   # see _refill
 
     # -- context manager / iteration -----------------------------------------
     def __enter__(self) -> CaptureReader:
@@ -231,14 +232,23 @@ class CaptureReader:
         return data
 
     def _iterate(self):
-        body = self._pcap() if self.format == "pcap" else self._pcapng()
-        yield from body
+        if self.format == "pcap":
+            return self._pcap()        # adds the trailer itself: one generator less per packet
+        return self._pcapng_all()
+
+    def _pcapng_all(self):
+        yield from self._pcapng()
+        yield from self._trailer()
+
+    def _trailer(self) -> list:
+        out: list = []
         if self._error and not self._error_reported:
             # the input stopped at a record boundary, but not at its real end
-            yield CaptureNote(self.frames, "capture_truncated",
-                              f"{self.path}: input ends after packet {self.frames} "
-                              f"({self._error})")
-        yield from self.defrag.flush()
+            out.append(CaptureNote(self.frames, "capture_truncated",
+                                   f"{self.path}: input ends after packet {self.frames} "
+                                   f"({self._error})"))
+        out += self.defrag.flush()
+        return out
 
     def _note_cut(self, offset: int, needed: int, have: int, what: str) -> CaptureNote:
         self._error_reported = True
@@ -272,6 +282,7 @@ class CaptureReader:
         buf = self._read(CHUNK)
         if len(buf) < 24:
             yield self._note_cut(len(buf), 24, len(buf), "file header before packet")
+            yield from self._trailer()
             return
         magic_le = int.from_bytes(buf[:4], "little")
         e = "<" if magic_le in (PCAP_MAGIC_US, PCAP_MAGIC_NS) else ">"
@@ -294,6 +305,12 @@ class CaptureReader:
         mv = memoryview(buf)
         n = len(buf)
         frame = self.frames
+        # Ethernet + IPv4 (no options, unfragmented) + TCP, by far the most common frame, is decoded
+        # right here from the chunk (one struct call, payload sliced as bytes); everything else goes
+        # through the link-layer decoder. The checks are those of frames._ethernet.
+        eth = decode is _ethernet
+        eth_unpack = _ETH_IP4_TCP.unpack_from
+        addr = _ADDR.get
         try:
             while True:
                 if n - pos < 16:
@@ -302,12 +319,12 @@ class CaptureReader:
                         if n > pos:
                             self.frames = frame
                             yield self._note_cut(base + pos, 16, n - pos, "the header of packet")
-                        return
+                        break
                 sec, frac, caplen, _orig = unpack(buf, pos)
                 if caplen > limit:
                     self.frames = frame
                     yield self._note_corrupt(base + pos, f"packet record claims {caplen} bytes")
-                    return
+                    break
                 end = pos + 16 + caplen
                 if end > n:
                     buf, mv, base, pos, n = self._refill(buf, base, pos, 16 + caplen)
@@ -315,8 +332,24 @@ class CaptureReader:
                     if end > n:
                         self.frames = frame
                         yield self._note_cut(base + pos, 16 + caplen, n - pos, "packet")
-                        return
+                        break
                 frame += 1
+                if eth and caplen >= 48:
+                    q = pos + 16
+                    (et, vi, total, _ident, ff, proto, sb, db,
+                     sport, dport, seq, ack, doff, flags) = eth_unpack(buf, q)
+                    if et == 0x0800 and vi == 0x45 and proto == 6 and not ff & 0x3FFF and total >= 40:
+                        stop = q + 14 + total
+                        if stop > end:
+                            stop = end
+                        p = q + 34 + ((doff >> 4) << 2)
+                        pos = end
+                        if p > stop or doff < 0x50:
+                            continue
+                        self.frames = frame
+                        yield Segment(sec + frac * scale, frame, addr(sb) or _addr4(sb), addr(db) or _addr4(db),
+                                      sport, dport, seq, ack, flags, buf[p:stop] if p < stop else b"")
+                        continue
                 r = decode(mv[pos + 16:end], sec + frac * scale, frame, defrag)
                 pos = end
                 if r is not None:
@@ -328,22 +361,53 @@ class CaptureReader:
                     notes.clear()
         finally:
             self.frames = frame
+        yield from self._trailer()
 
     def _refill(self, buf: bytes, base: int, pos: int, need: int):
         """Keep ``buf[pos:]`` and read more, so that at least ``need`` bytes are
-        available if the input has them. Returns (buf, mv, base, pos, n)."""
-        parts = [buf[pos:]]
-        have = len(parts[0])
-        while True:
-            more = self._read(max(CHUNK, need - have))
-            if not more:
-                break
-            parts.append(more)
-            have += len(more)
-            if have >= need:
-                break
+        available if the input has them. Returns (buf, mv, base, pos, n).
+
+        Chunks are not copied: a record that straddles two chunks is joined on its
+        own (just its bytes), and the rest of the new chunk waits in ``_stash``
+        (chunk, offset, file offset of chunk[0]) until the loop comes back for it.
+        """
+        stash = self._stash
+        if pos >= len(buf):
+            if stash is not None:
+                chunk, off, cbase = stash
+                self._stash = None
+                if len(chunk) - off >= need:
+                    return chunk, memoryview(chunk), cbase, off, len(chunk)
+                left, lbase = chunk[off:], cbase + off
+            else:
+                lbase = base + len(buf)
+                left = self._read(max(CHUNK, need))
+                if len(left) >= need or not left:
+                    return left, memoryview(left), lbase, 0, len(left)
+        else:
+            left, lbase = buf[pos:], base + pos
+        parts = [left]
+        have = len(left)
+        while have < need:
+            stash = self._stash
+            if stash is None:
+                more = self._read(max(CHUNK, need - have))
+                if not more:
+                    break
+                if have + len(more) <= need:
+                    parts.append(more)
+                    have += len(more)
+                else:
+                    self._stash = (more, 0, lbase + have)
+                continue
+            chunk, off, cbase = stash
+            take = chunk[off:off + need - have]
+            off += len(take)
+            self._stash = (chunk, off, cbase) if off < len(chunk) else None
+            parts.append(take)
+            have += len(take)
         new = b"".join(parts)
-        return new, memoryview(new), base + pos, 0, len(new)
+        return new, memoryview(new), lbase, 0, len(new)
 
     # -- pcapng ---------------------------------------------------------------
     def _pcapng(self):
