@@ -155,3 +155,37 @@ def test_handshake_defragmenter_never_raises(data):
         for m in d.feed(data[i:i + 7], i, 0.0, 0):
             assert isinstance(m, (RawHandshake, HandshakeNote))
     d.finish()
+
+
+def _app_stream(sizes):
+    return b"".join(rec(23, bytes([i % 251]) * n) for i, n in enumerate(sizes))
+
+
+def test_feed_app_counts_what_feed_would_decode():
+    """The no-copy path for application data agrees with feed(), and declines anything else."""
+    sizes = [1, 300, 16384, 0, 77]
+    data = _app_stream(sizes)
+    # whole: same records, bytes and offsets as feed()
+    warm = rec(22, hs(2, b"x" * 10))               # a first record, so SSLv2 detection is over
+    fast, slow = RecordLayer(), RecordLayer()
+    fast.feed(warm, 0.0, 1)
+    slow.feed(warm, 0.0, 1)
+    got = fast.feed_app(data, 1.0, 2)
+    want = records_of(slow.feed(data, 1.0, 2))
+    assert got == (len(sizes), sum(sizes), len(warm))
+    assert [len(r[2]) for r in want] == sizes and want[0][3] == len(warm)
+    assert fast.records == slow.records and fast.bytes_seen == slow.bytes_seen
+    # later records keep their stream offsets
+    tail = rec(21, b"\x01\x00")
+    assert records_of(fast.feed(tail, 2.0, 3)) == records_of(slow.feed(tail, 2.0, 3))
+    # byte by byte and with trailing garbage: declined without consuming anything
+    for chunk in (data[:3], data[:-1], data + b"\x00", rec(22, b"\x01\x00\x00\x00"), b""):
+        layer = RecordLayer()
+        layer.feed(warm, 0.0, 1)
+        before = (layer.records, layer.bytes_seen, layer.pending)
+        assert layer.feed_app(chunk, 1.0, 2) is None
+        assert (layer.records, layer.bytes_seen, layer.pending) == before
+    # with a partial record buffered it declines too
+    layer = RecordLayer()
+    layer.feed(warm + data[:7], 0.0, 1)
+    assert layer.feed_app(data[7:], 1.0, 2) is None

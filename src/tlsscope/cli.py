@@ -201,8 +201,13 @@ def cmd_read(args, argv: list[str] | None = None) -> int:
     options = _options(args)
     stdout = sys.stdout
     console = None
-    if not args.json and not args.summary:
+    summary_line = print_report = None
+    if args.summary:
+        from .render.summary import summary_line
+    elif not args.json:
         from rich.console import Console
+
+        from .render.text import print_report
         console = Console(highlight=False)
     failed_chain = False
     errors = 0
@@ -223,12 +228,10 @@ def cmd_read(args, argv: list[str] | None = None) -> int:
                 if args.json:
                     stdout.write(json.dumps(report_json(report), ensure_ascii=False) + "\n")
                 elif args.summary:
-                    from .render.summary import summary_line
                     stdout.write(summary_line(report) + "\n")
                 elif args.ladder == "-":
                     pass        # the ladder replaces the tree
                 else:
-                    from .render.text import print_report
                     print_report(console, report, verbose=args.verbose)
                 if report.certificate_checks and any(
                         c is not None and c.status == "failed" for c in report.certificate_checks.values()):
