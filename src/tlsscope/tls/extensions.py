@@ -14,7 +14,22 @@ from typing import Callable
 
 from tlsscope.codec import DecodeError, Reader
 from tlsscope.jsonable import to_jsonable
-from tlsscope.tls.extension_values import *  # noqa: F403 -- the value types belong to this API
+from tlsscope.tls.extension_values import (  # noqa: F401 - re-exported: the value classes belong to this API
+    ApplicationSettings, ApplicationSettingsSupport, CertificateAuthoritiesExtension,
+    CertificateCompressionAlgorithms, CertificateStatusExt, CertificateStatusRequest,
+    CertificateStatusRequestItemV2, CertificateStatusRequestListV2, CertificateType,
+    CertificateTypeList, ConnectionId, Cookie, DelegatedCredential, DistinguishedName, DraftVersion,
+    ECHClientHelloInner, ECHClientHelloOuter, ECHClientHelloUnknown, ECHEncryptedExtensions,
+    ECHHelloRetryRequest, ECPointFormatList, EarlyDataIndication, Empty, EncryptedServerName,
+    HeartbeatExtension, HpkeSymmetricCipherSuite, KeyShareClientHello, KeyShareEntry,
+    KeyShareHelloRetryRequest, KeyShareServerHello, MaxFragmentLength, NamedGroupList, OIDFilter,
+    OIDFilterExtension, OfferedPsks, Padding, PreSharedKeySelected, ProtocolNameList, PskIdentity,
+    PskKeyExchangeModes, QuicTransportParameters, RecordSizeLimit, RenegotiationInfo,
+    SelectedVersion, ServerName, ServerNameList, SessionTicket, SignatureSchemeList,
+    SignedCertificateTimestamp, SignedCertificateTimestampList, SupportedVersions,
+    TicketEarlyDataInfo, TokenBindingParameters, TransportParameter, TrustedAuthorities,
+    TrustedAuthority, UseSRTPData,
+)
 from tlsscope.tls.extension_values import __all__ as _VALUE_TYPES
 from tlsscope.tls.x509info import parse_distinguished_name, summarize_ocsp
 
