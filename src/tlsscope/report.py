@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import hello
-from .connection import ConnectionState, TimelineEntry
+from .connection_state import ConnectionState, TimelineEntry
 from .findings import Finding, Severity
 from .jsonable import to_jsonable
 from .model import Endpoint
