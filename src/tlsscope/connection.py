@@ -324,11 +324,7 @@ class TlsConnection:
             self._encrypted_record(from_a, side, rec)
             return
         if ct == rl.HANDSHAKE:
-            for msg in side.hs.feed(rec.fragment, rec.offset, rec.ts, rec.frame):
-                if type(msg) is HandshakeNote:
-                    self._hs_note(from_a, msg)
-                else:
-                    self._handshake(from_a, msg, decrypted=False)
+            self._handshake_bytes(from_a, side.hs, rec.fragment, rec, decrypted=False)
         elif ct == rl.ALERT:
             self._alert(from_a, rec.fragment, rec, encrypted=False, decrypted=False)
         elif ct == rl.HEARTBEAT:
@@ -449,11 +445,7 @@ class TlsConnection:
         if ct == rl.HANDSHAKE:
             if side.hs_dec is None:
                 side.hs_dec = HandshakeDefragmenter()
-            for msg in side.hs_dec.feed(res.plaintext, rec.offset, rec.ts, rec.frame):
-                if type(msg) is HandshakeNote:
-                    self._hs_note(from_a, msg)
-                else:
-                    self._handshake(from_a, msg, decrypted=True)
+            self._handshake_bytes(from_a, side.hs_dec, res.plaintext, rec, decrypted=True)
         elif ct == rl.ALERT:
             self._alert(from_a, res.plaintext, rec, encrypted=True, decrypted=True)
         elif ct == rl.APPLICATION_DATA:
@@ -542,6 +534,15 @@ class TlsConnection:
         self._add(TimelineEntry(from_client, hello.ts, hello.frame, rl.HANDSHAKE, CLIENT_HELLO,
                                 "SSLv2ClientHello", False, length=len(hello.body), message=msg, error=err,
                                 raw=hello.body, offset=hello.offset))
+
+    def _handshake_bytes(self, from_a: bool, defrag: HandshakeDefragmenter, data: bytes, rec: rl.Record,
+                         *, decrypted: bool) -> None:
+        """Handshake bytes of one record (plaintext, or decrypted) through their defragmenter."""
+        for msg in defrag.feed(data, rec.offset, rec.ts, rec.frame):
+            if type(msg) is HandshakeNote:
+                self._hs_note(from_a, msg)
+            else:
+                self._handshake(from_a, msg, decrypted=decrypted)
 
     def _hs_note(self, from_a: bool, note: HandshakeNote) -> None:
         who = "client" if self._from_client(from_a) else "server"

@@ -467,12 +467,17 @@ class CaptureReader:
                     yield self._note_corrupt(base + pos, f"block of type {btype:#x}: trailing length "
                                              f"does not match {blen}")
                     return
-                if btype == BT_EPB:
+                if btype == BT_EPB or btype == BT_PB:
                     if blen < 32:
                         self.frames = frame
-                        yield self._note_corrupt(base + pos, f"enhanced packet block of {blen} bytes")
+                        kind = "enhanced packet block" if btype == BT_EPB else "packet block"
+                        yield self._note_corrupt(base + pos, f"{kind} of {blen} bytes")
                         return
-                    _t, _l, ifid, tsh, tsl, caplen, _orig = epb.unpack_from(buf, pos)
+                    if btype == BT_EPB:
+                        _t, _l, ifid, tsh, tsl, caplen, _orig = epb.unpack_from(buf, pos)
+                    else:   # obsolete Packet Block: 2-byte interface id, 2-byte drop count
+                        ifid = struct.unpack_from(e + "H", buf, pos + 8)[0]
+                        tsh, tsl, caplen = struct.unpack_from(e + "III", buf, pos + 12)
                     frame += 1
                     if caplen > blen - 32:
                         self.frames = frame
@@ -516,29 +521,6 @@ class CaptureReader:
                         dec, _lt, _units, _tsoff, snap = ifaces[0]
                         caplen = min(orig, blen - 16, snap or orig)
                         r = dec(mv[pos + 12:pos + 12 + caplen], 0.0, frame, defrag)
-                        if r is not None:
-                            self.frames = frame
-                            yield r
-                        if notes:
-                            self.frames = frame
-                            yield from notes
-                            notes.clear()
-                elif btype == BT_PB:
-                    if blen < 32:
-                        self.frames = frame
-                        yield self._note_corrupt(base + pos, f"packet block of {blen} bytes")
-                        return
-                    ifid = struct.unpack_from(e + "H", buf, pos + 8)[0]
-                    tsh, tsl, caplen = struct.unpack_from(e + "III", buf, pos + 12)
-                    frame += 1
-                    if caplen > blen - 32:
-                        self.frames = frame
-                        yield self._note_corrupt(base + pos, f"packet of {caplen} bytes in a block of {blen}")
-                        return
-                    if ifid < len(ifaces):
-                        dec, _lt, units, tsoff, _snap = ifaces[ifid]
-                        r = dec(mv[pos + 28:pos + 28 + caplen], ((tsh << 32) | tsl) / units + tsoff,
-                                frame, defrag)
                         if r is not None:
                             self.frames = frame
                             yield r
