@@ -106,10 +106,15 @@ def _eku_names(eku) -> str:
     return ", ".join(getattr(o, "_name", None) or o.dotted_string for o in eku)
 
 
+def _allowed_ekus(side: str) -> set:
+    """EKUs that let a certificate serve ``side`` (OpenSSL also takes the old SGC OIDs for servers)."""
+    if side == "server":
+        return {ExtendedKeyUsageOID.SERVER_AUTH} | _SGC
+    return {ExtendedKeyUsageOID.CLIENT_AUTH}
+
+
 def _purpose_leaf(run: _Run, x: CertInfo) -> None:
-    want = ExtendedKeyUsageOID.SERVER_AUTH if run.side == "server" else ExtendedKeyUsageOID.CLIENT_AUTH
-    allowed = {want} | (_SGC if run.side == "server" else set())
-    if x.eku is not None and not allowed & set(x.eku):
+    if x.eku is not None and not _allowed_ekus(run.side) & set(x.eku):
         run.error(st.INVALID_PURPOSE, Finding(
             Severity.HIGH, "wrong_eku",
             f"the {run.side}'s certificate {x.subject} has extendedKeyUsage {_eku_names(x.eku)}, "
@@ -125,9 +130,7 @@ def _purpose_leaf(run: _Run, x: CertInfo) -> None:
 
 
 def _purpose_ca(run: _Run, x: CertInfo) -> None:
-    want = ExtendedKeyUsageOID.SERVER_AUTH if run.side == "server" else ExtendedKeyUsageOID.CLIENT_AUTH
-    allowed = {want} | (_SGC if run.side == "server" else set())
-    if x.eku is not None and not allowed & set(x.eku):
+    if x.eku is not None and not _allowed_ekus(run.side) & set(x.eku):
         run.error(st.INVALID_PURPOSE, Finding(
             Severity.HIGH, "wrong_eku",
             f"CA {x.subject} restricts extendedKeyUsage to {_eku_names(x.eku)}, which excludes "

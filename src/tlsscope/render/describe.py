@@ -123,3 +123,28 @@ def certificate_line(info) -> str:
     if info.error:
         bits.append(f"PARSE ERROR: {info.error}")
     return " · ".join(bits)
+
+
+def connection_facts(r) -> list[str]:
+    """The negotiated facts of a connection, as the text view and the ladder show them."""
+    facts = [version_name(r.version) if r.version is not None else "no ServerHello"]
+    if r.cipher_suite is not None:
+        facts.append(cipher_suite_name(r.cipher_suite))
+    if r.group is not None:
+        facts.append(group_name(r.group))
+    if r.alpn:
+        facts.append(f"ALPN {r.alpn}")
+    facts.append("resumed" if r.resumed else "full handshake")
+    if r.hello_retry_request is not None:
+        facts.append("HelloRetryRequest")
+    if not r.handshake_complete:
+        facts.append("not completed")
+    if r.client_certificate_requested:
+        sent = r.client_certificate_sent
+        facts.append("client cert requested, " + ("sent" if sent else "not visible" if sent is None else "NOT sent"))
+    elif r.client_certificate_sent:
+        facts.append("client cert sent")
+    elif r.client_certificate_requested is None:
+        facts.append("client cert: not visible without keys")
+    return facts
+

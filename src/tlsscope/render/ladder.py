@@ -13,8 +13,7 @@ import textwrap
 from dataclasses import dataclass
 from html import escape
 
-from ..registry import cipher_suite_name, group_name, version_name
-from .describe import describe_message, when
+from .describe import connection_facts, describe_message, when
 
 __all__ = ["Arrow", "ladder_arrows", "ladder_rich", "ladder_svg", "ladder_text", "start_time"]
 
@@ -93,19 +92,7 @@ def start_time(report) -> float:
 
 
 def _facts(report) -> str:
-    facts = [version_name(report.version) if report.version is not None else "no ServerHello"]
-    if report.cipher_suite is not None:
-        facts.append(cipher_suite_name(report.cipher_suite))
-    if report.group is not None:
-        facts.append(group_name(report.group))
-    if report.alpn:
-        facts.append(f"ALPN {report.alpn}")
-    facts.append("resumed" if report.resumed else "full handshake")
-    if not report.handshake_complete:
-        facts.append("not completed")
-    if report.client_certificate_requested:
-        facts.append("client certificate requested")
-    return " · ".join(facts)
+    return " · ".join(connection_facts(report))
 
 
 def _title(report) -> str:

@@ -8,8 +8,7 @@ from rich.tree import Tree
 
 from ..findings import Severity
 from ..jsonable import to_jsonable
-from ..registry import cipher_suite_name, group_name, version_name
-from .describe import certificate_line, describe_message, when
+from .describe import certificate_line, connection_facts, describe_message, when
 
 _SEV_STYLE = {Severity.INFO: "dim", Severity.LOW: "cyan", Severity.MEDIUM: "yellow",
               Severity.HIGH: "red", Severity.CRITICAL: "bold red"}
@@ -23,23 +22,7 @@ def _header(r) -> Text:
         t.append(f"  SNI {r.sni}", style="bold cyan")
     t.append(f"  {when(r.ts_start)}", style="dim")
     t.append("\n")
-    facts = [version_name(r.version) if r.version is not None else "no ServerHello"]
-    if r.cipher_suite is not None:
-        facts.append(cipher_suite_name(r.cipher_suite))
-    if r.group is not None:
-        facts.append(group_name(r.group))
-    if r.alpn:
-        facts.append(f"ALPN {r.alpn}")
-    facts.append("resumed" if r.resumed else "full handshake")
-    if r.hello_retry_request is not None:
-        facts.append("HelloRetryRequest")
-    if r.client_certificate_requested:
-        sent = r.client_certificate_sent
-        facts.append("client cert requested, " + ("sent" if sent else "not visible" if sent is None else "NOT sent"))
-    elif r.client_certificate_sent:
-        facts.append("client cert sent")
-    elif r.client_certificate_requested is None:
-        facts.append("client cert: not visible without keys")
+    facts = connection_facts(r)
     t.append("   " + " · ".join(facts) + "\n")
     t.append(f"   ended: {r.end}", style="red" if "fatal" in r.end else "")
     fp = r.fingerprints
