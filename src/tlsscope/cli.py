@@ -44,8 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--json", action="store_true", help="JSON Lines: one object per connection")
     rd.add_argument("-v", "--verbose", action="store_true", help="every field of every message")
     rd.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    rd.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
-                    help="read several files (or a directory) with N processes; output as with -j 1")
+    rd.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
+                    help="N processes: several files (or a directory) are shared out; one file with "
+                         "--summary or --json is split by TCP flow. Output as with -j 1. Default: "
+                         "one file of 32 MB or more with --summary/--json uses every core (up to 4)")
     rd.add_argument("--ladder", metavar="OUT.svg",
                     help="ladder diagram of --conn N: SVG to OUT.svg, or '-' for text art on stdout")
     _add_common(rd)
@@ -185,6 +187,61 @@ def _read_parallel(args, argv: list[str]) -> int:
     return EXIT_CHAIN_FAILED if EXIT_CHAIN_FAILED in rcs else EXIT_OK
 
 
+SPLIT_MIN_SIZE = 32 << 20      # smaller files are read faster than processes start
+SPLIT_MAX_AUTO = 4
+
+
+def _split_jobs(args, path: str, reader) -> int:
+    """How many processes share this one file (1: read it here)."""
+    if not (args.summary or args.json) or args.ladder or args.conn is not None or args.rsa_key:
+        return 1        # the tree is rendered here; --conn numbers and RSA sessions span flows
+    if args.jobs is not None:
+        return args.jobs if len(args.files) == 1 else 1
+    if getattr(reader, "size", 0) < SPLIT_MIN_SIZE:
+        return 1
+    return max(1, min(os.cpu_count() or 1, SPLIT_MAX_AUTO))
+
+
+def _read_split(args, path: str, options, jobs: int, stats: list) -> bool:
+    """Read one file with ``jobs`` processes (tlsscope.parallel); True if a chain failed."""
+    from .parallel import WorkerError, read_sharded
+
+    prog = task = None
+    if not args.no_progress and sys.stderr.isatty() and os.path.getsize(path) >= 8 << 20:
+        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+        prog = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                        TimeRemainingColumn(), transient=True, console=_stderr_console())
+        task = prog.add_task(os.path.basename(str(path)), total=os.path.getsize(path))
+        prog.start()
+    failed = False
+    write = sys.stdout.write
+    try:
+        for line, chain_failed in read_sharded(
+                path, options, jobs, "json" if args.json else "summary", stats_out=stats,
+                on_progress=None if prog is None else (lambda n: prog.update(task, completed=n))):
+            write(line)
+            failed |= chain_failed
+    except WorkerError as e:
+        raise UserError(f"{path}: {e}") from None
+    finally:
+        if prog is not None:
+            prog.stop()
+    return failed
+
+
+def _capture_messages(args, path: str, stats) -> None:
+    """Problems of the file itself, and a word when it holds no TLS at all (stderr)."""
+    if stats is None:
+        return
+    for note in stats.notes:
+        if getattr(note, "code", "") in ("capture_truncated", "capture_corrupt") or type(note).__name__ == "CaptureNote":
+            msg = note.message if str(path) in note.message else f"{path}: {note.message}"
+            print(f"tlsscope: {msg}", file=sys.stderr)
+    if stats.tls_connections == 0 and not args.json:
+        print(f"tlsscope: {path}: no TLS connections found ({stats.segments} TCP segments, "
+              f"{stats.non_tls_flows} non-TLS flows)", file=sys.stderr)
+
+
 def cmd_read(args, argv: list[str] | None = None) -> int:
     from .api import with_embedded_secrets
     from .report import report_json
@@ -193,7 +250,9 @@ def cmd_read(args, argv: list[str] | None = None) -> int:
 
     args.given_files = list(args.files)
     args.files = expand_inputs(args.files)
-    if args.jobs > 1 and len(args.files) > 1 and argv is not None:
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError("-j needs a number of processes of at least 1")
+    if args.jobs is not None and args.jobs > 1 and len(args.files) > 1 and argv is not None:
         if args.ladder:
             raise UserError("--ladder works on one connection: use it without -j")
         return _read_parallel(args, argv)
@@ -220,6 +279,12 @@ def cmd_read(args, argv: list[str] | None = None) -> int:
             errors += 1
             continue
         stats: list = []
+        jobs = _split_jobs(args, path, reader)
+        if jobs > 1:
+            reader.close()
+            failed_chain |= _read_split(args, path, with_embedded_secrets(options, path), jobs, stats)
+            _capture_messages(args, path, stats[0] if stats else None)
+            continue
         items, prog = _progress(reader, not args.no_progress)
         try:
             for report in analyze(items, with_embedded_secrets(options, path), stats_out=stats):
@@ -240,15 +305,7 @@ def cmd_read(args, argv: list[str] | None = None) -> int:
             if prog is not None:
                 prog.stop()
             reader.close()
-        an = stats[0] if stats else None
-        if an is not None:
-            for note in an.stats.notes:
-                if getattr(note, "code", "") in ("capture_truncated", "capture_corrupt") or type(note).__name__ == "CaptureNote":
-                    msg = note.message if str(path) in note.message else f"{path}: {note.message}"
-                    print(f"tlsscope: {msg}", file=sys.stderr)
-            if an.stats.tls_connections == 0 and not args.json:
-                print(f"tlsscope: {path}: no TLS connections found ({an.stats.segments} TCP segments, "
-                      f"{an.stats.non_tls_flows} non-TLS flows)", file=sys.stderr)
+        _capture_messages(args, path, stats[0].stats if stats else None)
     if args.ladder:
         if args.conn is None or not ladder_reports:
             raise UserError("--ladder needs --conn N naming a TLS connection in the capture")

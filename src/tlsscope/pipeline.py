@@ -72,6 +72,8 @@ class Analyzer:
         self._notes: dict[int, list] = {}       # flow_id -> TcpNotes before/while the conn lives
         self._suite_info = _suite_info()
         self._keylog = self.options.keylog
+        # called with the new number when a flow turns out to be TLS (tlsscope.parallel)
+        self.on_detect: Callable[[int], None] | None = None
 
     # -- input -------------------------------------------------------------
     def feed(self, item) -> list[ConnectionReport]:
@@ -128,6 +130,8 @@ class Analyzer:
                     if state.is_tls:
                         self._ids[ev.flow_id] = self._next_id
                         self._next_id += 1
+                        if self.on_detect is not None:
+                            self.on_detect(self._next_id - 1)
                 if on_handshake is not None and conn.handshake_done and not conn.announced:
                     conn.announced = True
                     report = self._report(self._ids[ev.flow_id], conn.snapshot())

@@ -289,6 +289,23 @@ class TcpReassembler:
             self._close(fl, "fin", ts, seg.frame, events)
         return events
 
+    def tick(self, ts: float) -> list[TcpEvent]:
+        """The clock part of :meth:`feed` alone, for a segment of a flow handled elsewhere.
+
+        A reader that splits one capture's flows over several reassemblers (``tlsscope read -j``)
+        ticks each of them with the segments it does not own, so that idle sweeps and tombstone
+        expiry happen at the same packets as in a single reassembler.
+        """
+        events: list[TcpEvent] = []
+        if ts > self._now:
+            self._now = ts
+            if ts >= self._next_sweep:
+                self._sweep(ts, events)
+            tombs = self._tombs
+            if tombs and tombs[0].closed_ts < ts - self.tombstone_ttl:
+                self._expire(ts)
+        return events
+
     def finish(self) -> list[TcpEvent]:
         """End of input: pending data delivered after gaps, every open flow closed."""
         events: list[TcpEvent] = []

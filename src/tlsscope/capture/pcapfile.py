@@ -181,6 +181,10 @@ class CaptureReader:
         self._warned_linktypes: set[int] = set()
         self._warned_iface = False
         self._stash: tuple | None = None   # see _refill
+        # (k, n): this reader handles the TCP flows whose mixed port sum is k modulo n (the sum
+        # alone is no good: Linux gives connect() even ports); segments of the others come out
+        # as (ts, frame) ticks (see TcpReassembler.tick, tlsscope.parallel)
+        self.shard: tuple[int, int] | None = None
 
     # -- context manager / iteration -----------------------------------------
     def __enter__(self) -> CaptureReader:
@@ -311,6 +315,7 @@ class CaptureReader:
         eth = decode is _ethernet
         eth_unpack = _ETH_IP4_TCP.unpack_from
         addr = _ADDR.get
+        sk, sn = self.shard or (0, 0)
         try:
             while True:
                 if n - pos < 16:
@@ -347,6 +352,9 @@ class CaptureReader:
                         if p > stop or doff < 0x50:
                             continue
                         self.frames = frame
+                        if sn and ((sport + dport) * 40503 >> 16) % sn != sk:
+                            yield (sec + frac * scale, frame)
+                            continue
                         yield Segment(sec + frac * scale, frame, addr(sb) or _addr4(sb), addr(db) or _addr4(db),
                                       sport, dport, seq, ack, flags, buf[p:stop] if p < stop else b"")
                         continue
@@ -354,7 +362,7 @@ class CaptureReader:
                 pos = end
                 if r is not None:
                     self.frames = frame
-                    yield r
+                    yield _tick(r, sk, sn) if sn else r
                 if notes:
                     self.frames = frame
                     yield from notes
@@ -424,6 +432,7 @@ class CaptureReader:
         epb = struct.Struct("<IIIIIII")
         u32 = struct.Struct("<I")
         ifaces: list[tuple] = []       # (decode, linktype, units_per_sec, offset, snaplen)
+        sk, sn = self.shard or (0, 0)
         try:
             while True:
                 if n - pos < 12:
@@ -489,7 +498,7 @@ class CaptureReader:
                                 frame, defrag)
                         if r is not None:
                             self.frames = frame
-                            yield r
+                            yield _tick(r, sk, sn) if sn else r
                         if notes:
                             self.frames = frame
                             yield from notes
@@ -523,7 +532,7 @@ class CaptureReader:
                         r = dec(mv[pos + 12:pos + 12 + caplen], 0.0, frame, defrag)
                         if r is not None:
                             self.frames = frame
-                            yield r
+                            yield _tick(r, sk, sn) if sn else r
                         if notes:
                             self.frames = frame
                             yield from notes
@@ -565,6 +574,13 @@ class CaptureReader:
                 tsoff = struct.unpack_from(e + "q", body, p)[0]
             p += (olen + 3) & ~3
         return self._decoder(linktype), linktype, units, tsoff, snaplen
+
+
+def _tick(item, k: int, n: int):
+    """A Segment of a flow another shard handles becomes a (ts, frame) tick."""
+    if item.__class__ is Segment and ((item.sport + item.dport) * 40503 >> 16) % n != k:
+        return (item.ts, item.frame)
+    return item
 
 
 def _ignore(data, ts, frame, defrag=None):
