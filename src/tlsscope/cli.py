@@ -244,9 +244,9 @@ def _capture_messages(args, path: str, stats) -> None:
 
 def cmd_read(args, argv: list[str] | None = None) -> int:
     from .api import with_embedded_secrets
-    from .report import report_json
     from .capture import CaptureError, open_capture
     from .pipeline import analyze
+    from .report import report_json_text
 
     args.given_files = list(args.files)
     args.files = expand_inputs(args.files)
@@ -291,7 +291,7 @@ def cmd_read(args, argv: list[str] | None = None) -> int:
                 if args.ladder:
                     ladder_reports.append(report)
                 if args.json:
-                    stdout.write(json.dumps(report_json(report), ensure_ascii=False) + "\n")
+                    stdout.write(report_json_text(report) + "\n")
                 elif args.summary:
                     stdout.write(summary_line(report) + "\n")
                 elif args.ladder == "-":

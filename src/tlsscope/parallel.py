@@ -27,7 +27,6 @@ stays in its worker; the CLI does not split a file when ``--rsa-key`` is given.
 
 from __future__ import annotations
 
-import json
 import os
 from collections import deque
 from typing import Callable, Iterator
@@ -47,8 +46,8 @@ def _render(fmt: str) -> Callable:
     if fmt == "summary":
         from .render.summary import summary_line
         return lambda r: summary_line(r) + "\n"
-    from .report import report_json
-    return lambda r: json.dumps(report_json(r), ensure_ascii=False) + "\n"
+    from .report import report_json_text
+    return lambda r: report_json_text(r) + "\n"
 
 
 def _head(fmt: str, conn_id: int) -> str:
@@ -171,6 +170,9 @@ def read_sharded(path: str, options: Options, jobs: int, fmt: str,
         raise ValueError(f"format must be one of {FORMATS}")
     if options.conn is not None:
         raise ValueError("connection numbers are only known after the merge: filter with conn in one process")
+    # import what every worker needs once, before the fork, instead of once per worker
+    _render(fmt)
+    from . import enrich, fingerprint, rules  # noqa: F401
     ctx = multiprocessing.get_context("fork")
     pipes, procs = [], []
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -324,10 +325,9 @@ def _alert_json(a) -> dict:
             "encrypted": a.encrypted, "decrypted": a.decrypted, "ts": a.ts, "frame": a.frame}
 
 
-def report_json(r: ConnectionReport) -> dict:
-    certs = {side: (None if v is None else [_cached_json(c, to_jsonable) for c in v])
-             for side, v in r.certificates.items()}
-    d = {
+def _json_head(r: ConnectionReport) -> dict:
+    """The keys before "certificates" (report_json_text splices the certificates in)."""
+    return {
         "id": r.id,
         "client": {"ip": r.client.ip, "port": r.client.port},
         "server": {"ip": r.server.ip, "port": r.server.port},
@@ -344,7 +344,12 @@ def report_json(r: ConnectionReport) -> dict:
         "handshake_complete": r.handshake_complete,
         "client_certificate_requested": r.client_certificate_requested,
         "client_certificate_sent": r.client_certificate_sent,
-        "certificates": certs,
+    }
+
+
+def _json_tail(r: ConnectionReport) -> dict:
+    """The keys after "certificates"."""
+    d = {
         "certificate_checks": None if r.certificate_checks is None else
         {k: (v.to_json() if v is not None else None) for k, v in r.certificate_checks.items()},
         "alerts": [_alert_json(a) for a in r.alerts],
@@ -361,5 +366,44 @@ def report_json(r: ConnectionReport) -> dict:
     return d
 
 
-__all__ = ["ConnectionReport", "build_report", "report_json", "client_hello_json", "server_hello_json",
+def report_json(r: ConnectionReport) -> dict:
+    d = _json_head(r)
+    d["certificates"] = {side: (None if v is None else [_cached_json(c, to_jsonable) for c in v])
+                         for side, v in r.certificates.items()}
+    tail = _json_tail(r)
+    for k in tail.keys() & d.keys():     # a fingerprint named like a field keeps its place, as before
+        d[k] = tail.pop(k)
+    d.update(tail)
+    return d
+
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+_CERT_TEXT: dict[int, tuple[object, str]] = {}
+
+
+def _cert_text(c) -> str:
+    hit = _CERT_TEXT.get(id(c))
+    if hit is not None and hit[0] is c:
+        return hit[1]
+    text = _ENCODE(_cached_json(c, to_jsonable))
+    if len(_CERT_TEXT) >= _JSON_CACHE_MAX:
+        _CERT_TEXT.clear()
+    _CERT_TEXT[id(c)] = (c, text)
+    return text
+
+
+def report_json_text(r: ConnectionReport) -> str:
+    """``json.dumps(report_json(r), ensure_ascii=False)``, faster: each certificate (shared by
+    many connections) is serialised once and spliced in between the keys around it."""
+    tail = _json_tail(r)
+    head = _json_head(r)
+    if tail.keys() & head.keys() or "certificates" in tail:
+        return _ENCODE(report_json(r))
+    certs = ", ".join(
+        f"{_ENCODE(side)}: " + ("null" if v is None else "[" + ", ".join(_cert_text(c) for c in v) + "]")
+        for side, v in r.certificates.items())
+    return f'{_ENCODE(head)[:-1]}, "certificates": {{{certs}}}, {_ENCODE(tail)[1:]}'
+
+
+__all__ = ["ConnectionReport", "build_report", "report_json", "report_json_text", "client_hello_json", "server_hello_json",
            "Severity", "content_type_name", "handshake_type_name"]
