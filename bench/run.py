@@ -4,8 +4,9 @@
     python bench/run.py bench/out/bench-20000.pcap [--keylog bench/out/bench-20000.keys] [-k 3]
 
 Every command runs ``-k`` times in a row on the same file (output to a file in
-the capture's directory, so the terminal is not measured); each run's peak RSS
-comes from ``wait4`` on the child. Pairs:
+the capture's directory, so the terminal is not measured); each run's peak memory
+comes from ``wait4`` on the child and, for several processes (``read -j``), the PSS
+summed over the process tree. Pairs:
 
 =================  =================================  =========================================
 task               tlsscope                           tshark
@@ -77,17 +78,17 @@ def walk(path: str) -> int:
 
 
 # -- running one command --------------------------------------------------------------------------------
-def tree_rss_kb(pid: int) -> int:
-    """Resident set of a process and all its descendants, summed (kB; shared pages count
-    once per process, so for forked workers this is an upper bound)."""
+def tree_pss_kb(pid: int) -> int:
+    """Proportional set size of a process and all its descendants, summed (kB): pages the
+    forked workers share with their parent (the loaded key log, say) are counted once."""
     total = 0
     todo = [pid]
     while todo:
         p = todo.pop()
         try:
-            with open(f"/proc/{p}/status") as fh:
+            with open(f"/proc/{p}/smaps_rollup") as fh:
                 for line in fh:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith("Pss:"):
                         total += int(line.split()[1])
                         break
             with open(f"/proc/{p}/task/{p}/children") as fh:
@@ -100,18 +101,21 @@ def tree_rss_kb(pid: int) -> int:
 def run_once(cmd: list[str], out_path: Path, timeout: float) -> tuple[float, float, int]:
     """(wall seconds, peak RSS in MB, exit status) of one run, stdout to ``out_path``.
 
-    Peak RSS: the larger of wait4's ru_maxrss (the largest single process) and the largest sum
-    over the process tree seen while polling every 5 ms (``read -j`` runs several processes)."""
+    Peak memory: the larger of wait4's ru_maxrss (the largest single process) and the largest
+    PSS sum over the process tree, sampled every 50 ms (``read -j`` runs several processes)."""
     with open(out_path, "wb") as out:
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL)
         deadline = t0 + timeout
         tree_peak = 0
+        polls = 0
         while True:
             pid, status, ru = os.wait4(p.pid, os.WNOHANG)
             if pid:
                 break
-            tree_peak = max(tree_peak, tree_rss_kb(p.pid))
+            polls += 1
+            if polls % 10 == 1:
+                tree_peak = max(tree_peak, tree_pss_kb(p.pid))
             if time.perf_counter() > deadline:
                 p.kill()
                 pid, status, ru = os.wait4(p.pid, 0)

@@ -227,3 +227,14 @@ def test_truncated_and_gzipped_identical(capsys, tmp_path, mixed, cut):
     packed = tmp_path / "mix.pcap.gz"
     packed.write_bytes(gzip.compress(data[:int(len(data) * cut)]))
     _same(capsys, ["--json", str(packed), "--keylog", str(keys)], jobs=(2,))
+
+
+def test_filters_keep_single_process_numbers(capsys, mixed):
+    """--port/--host/--sni filter in the workers; numbers still count every TLS connection."""
+    path, keys = mixed
+    out = _same(capsys, ["--summary", str(path), "--keylog", str(keys), "--port", "444"], jobs=(2, 3))
+    lines = out.splitlines()
+    assert lines and all(":444 " in line or ":444\n" in line or "444" in line.split()[1:4][1] for line in lines)
+    numbers = [int(line.split()[0][1:]) for line in lines]
+    assert max(numbers) > len(lines), "the filter should leave gaps in the numbering"
+    _same(capsys, ["--json", str(path), "--sni", "*.test", "--host", "10.0.0.0/8"], jobs=(2,))

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
                     help="N processes: several files (or a directory) are shared out; one file with "
                          "--summary or --json is split by TCP flow. Output as with -j 1. Default: "
-                         "one file of 32 MB or more with --summary/--json uses every core (up to 4)")
+                         "one file of 4 MB or more with --summary/--json uses every core (up to 4)")
     rd.add_argument("--ladder", metavar="OUT.svg",
                     help="ladder diagram of --conn N: SVG to OUT.svg, or '-' for text art on stdout")
     _add_common(rd)
@@ -187,7 +187,7 @@ def _read_parallel(args, argv: list[str]) -> int:
     return EXIT_CHAIN_FAILED if EXIT_CHAIN_FAILED in rcs else EXIT_OK
 
 
-SPLIT_MIN_SIZE = 32 << 20      # smaller files are read faster than processes start
+SPLIT_MIN_SIZE = 4 << 20       # below, starting processes costs about what they save
 SPLIT_MAX_AUTO = 4
 
 
