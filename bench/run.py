@@ -102,7 +102,7 @@ def run_once(cmd: list[str], out_path: Path, timeout: float) -> tuple[float, flo
     """(wall seconds, peak RSS in MB, exit status) of one run, stdout to ``out_path``.
 
     Peak memory: the larger of wait4's ru_maxrss (the largest single process) and the largest
-    PSS sum over the process tree, sampled every 50 ms (``read -j`` runs several processes)."""
+    PSS sum over the process tree, sampled every 200 ms (``read -j`` runs several processes)."""
     with open(out_path, "wb") as out:
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL)
@@ -114,7 +114,7 @@ def run_once(cmd: list[str], out_path: Path, timeout: float) -> tuple[float, flo
             if pid:
                 break
             polls += 1
-            if polls % 10 == 1:
+            if polls % 40 == 1:
                 tree_peak = max(tree_peak, tree_pss_kb(p.pid))
             if time.perf_counter() > deadline:
                 p.kill()

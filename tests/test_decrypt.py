@@ -289,3 +289,42 @@ def test_engine_never_raises_on_arbitrary_input(ops, cut, tls13):
             assert r is None or isinstance(r, (Decrypted, DecryptFailure))
     dec.add_keys(KeyLog())
     assert isinstance(dec.status(), dict)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.binary(min_size=32, max_size=32),
+                       st.lists(st.sampled_from(["CLIENT_RANDOM", "CLIENT_TRAFFIC_SECRET_0",
+                                                 "SERVER_HANDSHAKE_TRAFFIC_SECRET"]), min_size=1, max_size=3),
+                       max_size=40),
+       st.binary(min_size=32, max_size=32))
+def test_keylog_freeze_keeps_every_lookup(entries, absent):
+    """The frozen form (read -j) answers like the dict, and later additions still count."""
+    lines = []
+    for cr, labels in entries.items():
+        for i, label in enumerate(labels):
+            size = 48 if label == "CLIENT_RANDOM" else 32
+            lines.append(f"{label} {cr.hex()} {(bytes([i + 1]) * size).hex()}")
+    log = KeyLog()
+    log.add_text("\n".join(lines))
+    before = {cr: log.secrets_for(cr) for cr in entries}
+    count = len(log)
+    log.freeze()
+    assert len(log) == count
+    for cr, secrets in before.items():
+        assert log.secrets_for(cr) == secrets
+        for label, secret in secrets.items():
+            assert log.secret(cr, label) == secret
+    if absent not in entries:
+        assert log.secrets_for(absent) == {} and log.secret(absent, "CLIENT_RANDOM") is None
+        # after freezing: a new random, then a new label for a frozen random
+        log.add_text(f"CLIENT_RANDOM {absent.hex()} {'ab' * 48}")
+        assert log.secret(absent, "CLIENT_RANDOM") == bytes.fromhex("ab" * 48)
+    for cr, secrets in before.items():
+        if "EXPORTER_SECRET" not in secrets:
+            log.add_text(f"EXPORTER_SECRET {cr.hex()} {'cd' * 32}")
+            assert log.secrets_for(cr) == {**secrets, "EXPORTER_SECRET": bytes.fromhex("cd" * 32)}
+        break
+    merged = KeyLog()
+    merged.merge(log)
+    for cr in entries:
+        assert merged.secrets_for(cr) == log.secrets_for(cr)

@@ -6,7 +6,8 @@ its TCP clock (``TcpReassembler.tick``), so idle sweeps close flows at the same 
 a single process.
 
 Each output of a worker carries the position at which a single process would have made it.
-An output is a connection turning out to be TLS (this fixes its number) or a rendered report.
+An output is a connection turning out to be TLS (this fixes its number), a rendered report, or
+an empty one for a connection the filters (--sni, --host, --port) leave out.
 Positions:
 
     (p, 0, first frame of the flow, n)    closed by the clock (idle sweep) at capture position p
@@ -27,6 +28,7 @@ stays in its worker; the CLI does not split a file when ``--rsa-key`` is given.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections import deque
 from typing import Callable, Iterator
@@ -68,6 +70,8 @@ class _Worker:
         self.k = k
         self.an = Analyzer(options)
         self.an.on_detect = self._detected
+        self._build = self.an._report
+        self.an._report = self._report_or_forget
         self.render = _render(fmt)
         self.send = send
         self.out: list = []
@@ -77,6 +81,13 @@ class _Worker:
     def _detected(self, conn_id: int) -> None:
         self.n += 1
         self.out.append((self.where + (self.n,), conn_id, None, False))
+
+    def _report_or_forget(self, conn_id: int, state):
+        report = self._build(conn_id, state)
+        if report is None:      # filtered out: the parent may forget the number
+            self.n += 1
+            self.out.append((self.where + (self.n,), conn_id, "", False))
+        return report
 
     def _reports(self, reports) -> None:
         out = self.out
@@ -173,8 +184,11 @@ def read_sharded(path: str, options: Options, jobs: int, fmt: str,
     # import what every worker needs once, before the fork, instead of once per worker
     _render(fmt)
     from . import enrich, fingerprint, rules  # noqa: F401
+    if options.keylog is not None:
+        options.keylog.freeze()      # shared with the workers, not copied into each (see freeze)
     ctx = multiprocessing.get_context("fork")
     pipes, procs = [], []
+    gc.freeze()                      # the workers' collector leaves the parent's objects (and pages) alone
     try:
         for k in range(jobs):
             recv, send = ctx.Pipe(duplex=False)
@@ -183,10 +197,12 @@ def read_sharded(path: str, options: Options, jobs: int, fmt: str,
             send.close()
             pipes.append(recv)
             procs.append(p)
+        gc.unfreeze()
         yield from _merge(pipes, fmt, stats_out, on_progress)
         for p in procs:
             p.join()
     finally:
+        gc.unfreeze()
         for p in procs:
             if p.is_alive():
                 p.terminate()
@@ -240,10 +256,14 @@ def _merge(pipes, fmt: str, stats_out, on_progress) -> Iterator[tuple[str, bool]
             next_id += 1
             continue
         number = numbers.pop((bw, local))
+        if not text:
+            continue
         head = _head(fmt, local)
         if not text.startswith(head):
             raise WorkerError(f"a rendered line does not start with {head!r}")
         yield _head(fmt, number) + text[len(head):], failed
+    if numbers:     # every TLS connection ends in a report or a filtered-out close
+        raise WorkerError(f"{len(numbers)} connections were numbered but never closed")
     if stats_out is not None:
         st = RunStats()
         for seg, tls, non_tls, notes in finals:

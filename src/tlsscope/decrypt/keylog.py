@@ -63,10 +63,11 @@ def _pack(secrets: dict[str, bytes]) -> bytes:
 class KeyLog:
     """Secrets by client random (and RSA premasters by ciphertext prefix)."""
 
-    __slots__ = ("_by_random", "_rsa", "_sessions", "problems", "_count")
+    __slots__ = ("_by_random", "_frozen", "_rsa", "_sessions", "problems", "_count")
 
     def __init__(self) -> None:
         self._by_random: dict[bytes, bytes] = {}     # client random -> packed secrets (see _pack)
+        self._frozen: _Frozen | None = None           # more of the same, after freeze()
         self._rsa: dict[bytes, bytes] = {}
         # master secrets learnt while decrypting (e.g. with --rsa-key), by session id or ticket
         self._sessions: dict[bytes, tuple[bytes, str]] = {}
@@ -137,8 +138,33 @@ class KeyLog:
             return f"{label}: secret must be {' or '.join(map(str, lengths))} bytes of hex"
         return self._store(client_random, label, secret)
 
-    def _store(self, client_random: bytes, label: str, secret: bytes) -> str | None:
+    def _packed(self, client_random: bytes) -> bytes | None:
         packed = self._by_random.get(client_random)
+        if packed is None and self._frozen is not None:
+            packed = self._frozen.get(client_random)
+        return packed
+
+    def _items(self):
+        """(client random, packed secrets) pairs, each random once."""
+        yield from self._by_random.items()
+        if self._frozen is not None:
+            mine = self._by_random
+            yield from ((r, p) for r, p in self._frozen.items() if r not in mine)
+
+    def freeze(self) -> None:
+        """Move the secrets by client random into a few flat bytes objects, searched by bisection.
+
+        For processes forked after loading (``read -j``): a lookup in a dict writes the reference
+        count of the entry it returns, which makes the kernel copy that page for the child, so each
+        worker ended up with its own copy of the whole key log. Lookups in the frozen form write
+        nothing, and the pages stay shared.
+        """
+        if self._by_random:
+            self._frozen = _Frozen(sorted(self._items()))
+            self._by_random = {}
+
+    def _store(self, client_random: bytes, label: str, secret: bytes) -> str | None:
+        packed = self._packed(client_random)
         if packed is None:
             self._by_random[client_random] = bytes((_LABEL_INDEX[label], len(secret))) + secret
             self._count += 1
@@ -166,8 +192,8 @@ class KeyLog:
 
     def merge(self, other: "KeyLog") -> None:
         mine = self._by_random
-        for client_random, packed in other._by_random.items():
-            if client_random not in mine:     # the common case: share the immutable packed bytes
+        for client_random, packed in other._items():
+            if self._packed(client_random) is None:   # the common case: share the immutable bytes
                 mine[client_random] = packed
                 self._count += len(_unpack(packed))
                 continue
@@ -184,12 +210,12 @@ class KeyLog:
             self._sessions.setdefault(key, value)
 
     def secrets_for(self, client_random: bytes) -> dict[str, bytes]:
-        packed = self._by_random.get(bytes(client_random))
+        packed = self._packed(bytes(client_random))
         return {} if packed is None else _unpack(packed)
 
     def secret(self, client_random: bytes, label: str) -> bytes | None:
         """``secrets_for(client_random).get(label)`` without building the dict."""
-        packed = self._by_random.get(bytes(client_random))
+        packed = self._packed(bytes(client_random))
         if packed is None:
             return None
         want = _LABEL_INDEX.get(label)
@@ -216,4 +242,48 @@ class KeyLog:
         return self._count
 
     def __repr__(self) -> str:
-        return f"KeyLog({len(self._by_random)} client randoms, {len(self._rsa)} RSA, {self._count} secrets)"
+        randoms = len(self._by_random) + (len(self._frozen) if self._frozen is not None else 0)
+        return f"KeyLog({randoms} client randoms, {len(self._rsa)} RSA, {self._count} secrets)"
+
+
+class _Frozen:
+    """Sorted 32-byte client randoms, end offsets and packed secrets, each in one object."""
+
+    __slots__ = ("randoms", "ends", "blob", "n")
+
+    def __init__(self, items: list[tuple[bytes, bytes]]):
+        from array import array
+        self.randoms = b"".join(r for r, _ in items)
+        self.blob = b"".join(p for _, p in items)
+        ends = array("Q")
+        end = 0
+        for _, p in items:
+            end += len(p)
+            ends.append(end)
+        self.ends = ends
+        self.n = len(items)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def get(self, client_random: bytes) -> bytes | None:
+        if len(client_random) != 32:
+            return None
+        randoms = self.randoms
+        lo, hi = 0, self.n
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if randoms[mid * 32:mid * 32 + 32] < client_random:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo == self.n or randoms[lo * 32:lo * 32 + 32] != client_random:
+            return None
+        return self.blob[self.ends[lo - 1] if lo else 0:self.ends[lo]]
+
+    def items(self):
+        randoms, blob, ends = self.randoms, self.blob, self.ends
+        start = 0
+        for i in range(self.n):
+            yield randoms[i * 32:i * 32 + 32], blob[start:ends[i]]
+            start = ends[i]
