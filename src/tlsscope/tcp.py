@@ -182,12 +182,7 @@ class TcpReassembler:
         ts = seg.ts
         events: list[TcpEvent] = []
         if ts > self._now:
-            self._now = ts
-            if ts >= self._next_sweep:
-                self._sweep(ts, events)
-            tombs = self._tombs
-            if tombs and tombs[0].closed_ts < ts - self.tombstone_ttl:
-                self._expire(ts)
+            self._advance(ts, events)
         key = (seg.src, seg.sport, seg.dst, seg.dport)
         flags = seg.flags
         frame = seg.frame
@@ -298,13 +293,17 @@ class TcpReassembler:
         """
         events: list[TcpEvent] = []
         if ts > self._now:
-            self._now = ts
-            if ts >= self._next_sweep:
-                self._sweep(ts, events)
-            tombs = self._tombs
-            if tombs and tombs[0].closed_ts < ts - self.tombstone_ttl:
-                self._expire(ts)
+            self._advance(ts, events)
         return events
+
+    def _advance(self, ts: float, events: list) -> None:
+        """The capture clock moves on to ``ts``: idle sweep when due, old tombstones dropped."""
+        self._now = ts
+        if ts >= self._next_sweep:
+            self._sweep(ts, events)
+        tombs = self._tombs
+        if tombs and tombs[0].closed_ts < ts - self.tombstone_ttl:
+            self._expire(ts)
 
     def finish(self) -> list[TcpEvent]:
         """End of input: pending data delivered after gaps, every open flow closed."""
