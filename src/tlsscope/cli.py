@@ -95,12 +95,9 @@ def _options(args):
 
 def _progress(reader, enabled: bool):
     """Wrap the capture reader with a progress bar on stderr when it is a terminal."""
-    if not enabled or not sys.stderr.isatty() or getattr(reader, "size", 0) < 8 << 20:
+    prog, task = _progress_bar(str(reader.path), getattr(reader, "size", 0), enabled)
+    if prog is None:
         return reader, None
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
-    prog = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                    TimeRemainingColumn(), transient=True, console=_stderr_console())
-    task = prog.add_task(os.path.basename(str(reader.path)), total=reader.size)
 
     def gen():
         n = 0
@@ -109,8 +106,20 @@ def _progress(reader, enabled: bool):
             if n & 0x3FF == 0:
                 prog.update(task, completed=reader.bytes_read)
             yield item
-    prog.start()
     return gen(), prog
+
+
+def _progress_bar(path: str, size: int, enabled: bool):
+    """(started rich Progress, task id) on stderr for a file of ``size`` bytes, or (None, None)
+    when disabled, stderr is not a terminal, or the file is too small to bother."""
+    if not enabled or not sys.stderr.isatty() or size < 8 << 20:
+        return None, None
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+    prog = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                    TimeRemainingColumn(), transient=True, console=_stderr_console())
+    task = prog.add_task(os.path.basename(path), total=size)
+    prog.start()
+    return prog, task
 
 
 def _stderr_console():
@@ -206,13 +215,7 @@ def _read_split(args, path: str, options, jobs: int, stats: list) -> bool:
     """Read one file with ``jobs`` processes (tlsscope.parallel); True if a chain failed."""
     from .parallel import WorkerError, read_sharded
 
-    prog = task = None
-    if not args.no_progress and sys.stderr.isatty() and os.path.getsize(path) >= 8 << 20:
-        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
-        prog = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                        TimeRemainingColumn(), transient=True, console=_stderr_console())
-        task = prog.add_task(os.path.basename(str(path)), total=os.path.getsize(path))
-        prog.start()
+    prog, task = _progress_bar(str(path), os.path.getsize(path), not args.no_progress)
     failed = False
     write = sys.stdout.write
     try:
@@ -246,7 +249,8 @@ def cmd_read(args, argv: list[str] | None = None) -> int:
     from .api import with_embedded_secrets
     from .capture import CaptureError, open_capture
     from .pipeline import analyze
-    from .report import report_json_text
+    from .render.lines import line_renderer
+    from .report import chain_failed
 
     args.given_files = list(args.files)
     args.files = expand_inputs(args.files)
@@ -260,10 +264,10 @@ def cmd_read(args, argv: list[str] | None = None) -> int:
     options = _options(args)
     stdout = sys.stdout
     console = None
-    summary_line = print_report = None
-    if args.summary:
-        from .render.summary import summary_line
-    elif not args.json:
+    render_line = print_report = None
+    if args.summary or args.json:
+        render_line = line_renderer("json" if args.json else "summary")
+    else:
         from rich.console import Console
 
         from .render.text import print_report
@@ -290,17 +294,13 @@ def cmd_read(args, argv: list[str] | None = None) -> int:
             for report in analyze(items, with_embedded_secrets(options, path), stats_out=stats):
                 if args.ladder:
                     ladder_reports.append(report)
-                if args.json:
-                    stdout.write(report_json_text(report) + "\n")
-                elif args.summary:
-                    stdout.write(summary_line(report) + "\n")
+                if render_line is not None:
+                    stdout.write(render_line(report))
                 elif args.ladder == "-":
                     pass        # the ladder replaces the tree
                 else:
                     print_report(console, report, verbose=args.verbose)
-                if report.certificate_checks and any(
-                        c is not None and c.status == "failed" for c in report.certificate_checks.values()):
-                    failed_chain = True
+                failed_chain |= chain_failed(report)
         finally:
             if prog is not None:
                 prog.stop()

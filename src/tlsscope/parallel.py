@@ -36,29 +36,12 @@ from typing import Callable, Iterator
 from .capture import open_capture
 from .model import CaptureNote, Segment
 from .pipeline import Analyzer, Options, RunStats
+from .render.lines import LINE_FORMATS, line_head, line_renderer
+from .report import chain_failed
 
 END = 1 << 62
 BATCH_RECORDS = 256          # outputs per message to the parent
 BATCH_ITEMS = 16384          # ... or capture items, whichever comes first
-FORMATS = ("summary", "json")
-
-
-def _render(fmt: str) -> Callable:
-    """report -> line (starting with the connection number, see _relabel)."""
-    if fmt == "summary":
-        from .render.summary import summary_line
-        return lambda r: summary_line(r) + "\n"
-    from .report import report_json_text
-    return lambda r: report_json_text(r) + "\n"
-
-
-def _head(fmt: str, conn_id: int) -> str:
-    return f"#{conn_id}" if fmt == "summary" else f'{{"id": {conn_id}'
-
-
-def chain_failed(report) -> bool:
-    checks = report.certificate_checks
-    return bool(checks) and any(c is not None and c.status == "failed" for c in checks.values())
 
 
 class _Worker:
@@ -72,7 +55,7 @@ class _Worker:
         self.an.on_detect = self._detected
         self._build = self.an._report
         self.an._report = self._report_or_forget
-        self.render = _render(fmt)
+        self.render = line_renderer(fmt)
         self.send = send
         self.out: list = []
         self.n = 0
@@ -177,12 +160,12 @@ def read_sharded(path: str, options: Options, jobs: int, fmt: str,
     numbers of a single process, made by ``jobs`` processes; with whether a chain failed."""
     import multiprocessing
 
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}")
+    if fmt not in LINE_FORMATS:
+        raise ValueError(f"format must be one of {LINE_FORMATS}")
     if options.conn is not None:
         raise ValueError("connection numbers are only known after the merge: filter with conn in one process")
     # import what every worker needs once, before the fork, instead of once per worker
-    _render(fmt)
+    line_renderer(fmt)
     from . import enrich, fingerprint, rules  # noqa: F401
     if options.keylog is not None:
         options.keylog.freeze()      # shared with the workers, not copied into each (see freeze)
@@ -258,10 +241,10 @@ def _merge(pipes, fmt: str, stats_out, on_progress) -> Iterator[tuple[str, bool]
         number = numbers.pop((bw, local))
         if not text:
             continue
-        head = _head(fmt, local)
+        head = line_head(fmt, local)
         if not text.startswith(head):
             raise WorkerError(f"a rendered line does not start with {head!r}")
-        yield _head(fmt, number) + text[len(head):], failed
+        yield line_head(fmt, number) + text[len(head):], failed
     if numbers:     # every TLS connection ends in a report or a filtered-out close
         raise WorkerError(f"{len(numbers)} connections were numbered but never closed")
     if stats_out is not None:
@@ -274,4 +257,4 @@ def _merge(pipes, fmt: str, stats_out, on_progress) -> Iterator[tuple[str, bool]
         stats_out.append(st)
 
 
-__all__ = ["read_sharded", "chain_failed", "WorkerError", "FORMATS"]
+__all__ = ["read_sharded", "WorkerError"]

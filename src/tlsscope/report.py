@@ -325,6 +325,12 @@ def _alert_json(a) -> dict:
             "encrypted": a.encrypted, "decrypted": a.decrypted, "ts": a.ts, "frame": a.frame}
 
 
+def chain_failed(r: ConnectionReport) -> bool:
+    """Some presented chain was checked (--ca) and failed: the CLI exits with 1."""
+    checks = r.certificate_checks
+    return bool(checks) and any(c is not None and c.status == "failed" for c in checks.values())
+
+
 def _json_head(r: ConnectionReport) -> dict:
     """The keys before "certificates" (report_json_text splices the certificates in)."""
     return {
@@ -405,5 +411,5 @@ def report_json_text(r: ConnectionReport) -> str:
     return f'{_ENCODE(head)[:-1]}, "certificates": {{{certs}}}, {_ENCODE(tail)[1:]}'
 
 
-__all__ = ["ConnectionReport", "build_report", "report_json", "report_json_text", "client_hello_json", "server_hello_json",
+__all__ = ["ConnectionReport", "build_report", "chain_failed", "report_json", "report_json_text", "client_hello_json", "server_hello_json",
            "Severity", "content_type_name", "handshake_type_name"]

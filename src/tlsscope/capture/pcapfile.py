@@ -20,6 +20,9 @@ from .frames import _ADDR, _ETH_IP4_TCP, IpDefragmenter, _addr4, _ethernet, deco
 __all__ = ["CaptureError", "CaptureReader", "open_capture"]
 
 CHUNK = 1 << 20                 # bytes read at a time
+# CaptureReader.shard: a flow belongs to shard ((sport + dport) * SHARD_MIX >> 16) % n; the sum
+# is the same both ways, the multiplier spreads it (Linux gives connect() even ports only)
+SHARD_MIX = 40503
 
 PCAP_MAGIC_US = 0xA1B2C3D4
 PCAP_MAGIC_NS = 0xA1B23C4D
@@ -181,9 +184,8 @@ class CaptureReader:
         self._warned_linktypes: set[int] = set()
         self._warned_iface = False
         self._stash: tuple | None = None   # see _refill
-        # (k, n): this reader handles the TCP flows whose mixed port sum is k modulo n (the sum
-        # alone is no good: Linux gives connect() even ports); segments of the others come out
-        # as (ts, frame) ticks (see TcpReassembler.tick, tlsscope.parallel)
+        # (k, n): this reader handles the TCP flows of shard k of n (see SHARD_MIX); segments of
+        # the others come out as (ts, frame) ticks (see TcpReassembler.tick, tlsscope.parallel)
         self.shard: tuple[int, int] | None = None
 
     # -- context manager / iteration -----------------------------------------
@@ -352,7 +354,7 @@ class CaptureReader:
                         if p > stop or doff < 0x50:
                             continue
                         self.frames = frame
-                        if sn and ((sport + dport) * 40503 >> 16) % sn != sk:
+                        if sn and ((sport + dport) * SHARD_MIX >> 16) % sn != sk:
                             yield (sec + frac * scale, frame)
                             continue
                         yield Segment(sec + frac * scale, frame, addr(sb) or _addr4(sb), addr(db) or _addr4(db),
@@ -578,7 +580,7 @@ class CaptureReader:
 
 def _tick(item, k: int, n: int):
     """A Segment of a flow another shard handles becomes a (ts, frame) tick."""
-    if item.__class__ is Segment and ((item.sport + item.dport) * 40503 >> 16) % n != k:
+    if item.__class__ is Segment and ((item.sport + item.dport) * SHARD_MIX >> 16) % n != k:
         return (item.ts, item.frame)
     return item
 
