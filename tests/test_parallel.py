@@ -101,14 +101,16 @@ def _frame(seg: Segment, sport: int, dport: int, to_server: bool) -> bytes:
     return b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ip + tcp + payload
 
 
-def _mix(path: Path) -> None:
+def _mix(path: Path, jitter: float = 0.0) -> None:
     """Flows of captures/ renumbered onto ports and times that make the TCP clock matter.
 
     - three waves 700 s apart (more than the 600 s idle timeout), flows interleaved in each;
     - the flows of the middle wave lose their FIN/RST segments: idle-closed by a later wave's
       packet (of whatever flow, so often another worker's); half of the last wave is cut short,
       still open at the end of the capture;
-    - every fifth flow reuses the client port of an earlier one.
+    - every fifth flow reuses the client port of an earlier one;
+    - with ``jitter``, every eighth packet is stamped up to ``jitter`` seconds too early (the
+      capture's clock goes backwards, as with packets merged from several interfaces).
     """
     rnd = random.Random(7)
     packets = []
@@ -131,6 +133,9 @@ def _mix(path: Path) -> None:
             p, q = (sport, dport) if to_server else (dport, sport)
             packets.append((ts, i, n, _frame(seg, p, q, to_server)))
     packets.sort()
+    if jitter:
+        packets = [(ts + jitter - (rnd.random() * jitter if k % 8 == 3 else 0.0), i, n, data)
+                   for k, (ts, i, n, data) in enumerate(packets)]
     with open(path, "wb") as fh:
         fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
         for ts, _i, _n, data in packets:
@@ -153,6 +158,51 @@ def test_mixed_flows_identical(capsys, mixed, fmt):
     path, keys = mixed
     out = _same(capsys, [fmt, str(path), "--keylog", str(keys)], jobs=(2, 3, 4))
     assert len(out.splitlines()) > 25
+
+
+def test_clock_going_backwards_identical(capsys, tmp_path):
+    """Workers fold the other flows' packets into one tick of their latest time (CaptureReader.wake):
+    with timestamps that go back by more than the tombstone lifetime, closes, reused ports and
+    late segments must still come out as in one process."""
+    path = tmp_path / "jitter.pcap"
+    _mix(path, jitter=30.0)
+    for fmt in ("--summary", "--json"):
+        assert len(_same(capsys, [fmt, str(path)], jobs=(2, 3)).splitlines()) > 25
+
+
+def test_sharded_reader_ticks_only_when_woken(mixed):
+    """With ``wake`` in the future, the other shards' packets give no ticks, except one of their
+    latest time just before an owned segment stamped earlier; with ``wake`` passed, every one does."""
+    path, _ = mixed
+    ticks = {}
+    for wake in (float("-inf"), float("inf")):
+        with open_capture(path) as reader:
+            reader.shard = (1, 2)
+            reader.wake = wake
+            ticks[wake] = [item for item in reader if item.__class__ is tuple]
+    assert len(ticks[float("-inf")]) > 100
+    assert ticks[float("inf")] == []      # the mix's clock never goes back
+    from tlsscope.capture.pcapfile import SHARD_MIX
+
+    def shard(port):
+        return ((port + 443) * SHARD_MIX >> 16) % 2
+    mine = 1000
+    other = next(p for p in range(1001, 2000) if shard(p) != shard(mine))
+    rows = [(1.0, 1), (5.0, 0), (3.0, 1), (2.0, 1), (4.0, 0)]   # (time, owned?)
+    frames = b""
+    for ts, owned in rows:
+        sport = mine if owned else other
+        seg = Segment(ts, 0, "10.0.0.1", "10.0.0.2", sport, 443, 1, 0, 0x10, b"")
+        data = _frame(seg, sport, 443, True)
+        frames += struct.pack("<IIII", int(ts), 0, len(data), len(data)) + data
+    p = path.parent / "back.pcap"
+    p.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1) + frames)
+    with open_capture(p) as reader:
+        reader.shard = (shard(mine), 2)
+        reader.wake = float("inf")
+        got = [(it[0], it[1]) if it.__class__ is tuple else ("seg", it.ts) for it in reader]
+    # 5.0 (frame 2) and 4.0 (frame 5) are other flows'; 3.0 and 2.0 are owned
+    assert got == [("seg", 1.0), (5.0, 3), ("seg", 3.0), ("seg", 2.0)]
 
 
 def test_mix_exercises_the_clock(mixed):

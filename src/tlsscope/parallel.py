@@ -3,7 +3,7 @@
 Every worker reads the whole file (the header walk is cheap) but handles only the TCP flows
 whose port sum falls to it (``CaptureReader.shard``). Segments of the other flows only advance
 its TCP clock (``TcpReassembler.tick``), so idle sweeps close flows at the same packets as in
-a single process.
+a single process; the reader passes them on only when a sweep is due (``CaptureReader.wake``).
 
 Each output of a worker carries the position at which a single process would have made it.
 An output is a connection turning out to be TLS (this fixes its number), a rendered report, or
@@ -105,14 +105,19 @@ class _Worker:
             if cls is tuple:
                 pos = reader.frames
                 events = tick(item[0])
+                reader.wake = tcp.next_sweep
                 if events:
                     self._by_flow(pos, events)
             elif cls is Segment:
                 pos = reader.frames
                 stats.segments += 1
-                events = tick(item.ts)
-                if events:
-                    self._by_flow(pos, events)
+                if item.ts >= tcp.next_sweep:
+                    # the sweep's closes belong before this segment's own events; below that time,
+                    # feed moves the clock itself and there is nothing to sweep
+                    events = tick(item.ts)
+                    reader.wake = tcp.next_sweep
+                    if events:
+                        self._by_flow(pos, events)
                 events = feed(item)
                 if events:
                     self.where = (pos, 1, 0)

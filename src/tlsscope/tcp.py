@@ -160,7 +160,8 @@ class TcpReassembler:
         self._tombs: deque[_Flow] = deque()
         self._next_id = 1
         self._now = float("-inf")
-        self._next_sweep = float("-inf")
+        # capture time at which the next idle sweep is due (a sharded reader wakes the clock then)
+        self.next_sweep = float("-inf")
         self._c = dict.fromkeys(
             ("flows", "gaps", "gap_bytes", "retransmissions", "out_of_order",
              "overlap_mismatches", "buffer_overflows", "after_close", "reused",
@@ -299,7 +300,7 @@ class TcpReassembler:
     def _advance(self, ts: float, events: list) -> None:
         """The capture clock moves on to ``ts``: idle sweep when due, old tombstones dropped."""
         self._now = ts
-        if ts >= self._next_sweep:
+        if ts >= self.next_sweep:
             self._sweep(ts, events)
         tombs = self._tombs
         if tombs and tombs[0].closed_ts < ts - self.tombstone_ttl:
@@ -394,7 +395,7 @@ class TcpReassembler:
 
     def _sweep(self, now: float, events: list) -> None:
         """Close idle flows (runs every idle_timeout/8 of capture time)."""
-        self._next_sweep = now + self._sweep_every
+        self.next_sweep = now + self._sweep_every
         idle_before = now - self.idle_timeout
         for fl in list(self._flows.values()):
             if fl.last_ts < idle_before:

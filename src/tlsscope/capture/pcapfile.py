@@ -20,6 +20,8 @@ from .frames import _ADDR, _ETH_IP4_TCP, IpDefragmenter, _addr4, _ethernet, deco
 __all__ = ["CaptureError", "CaptureReader", "open_capture"]
 
 CHUNK = 1 << 20                 # bytes read at a time
+NO_TIME = float("-inf")
+
 # CaptureReader.shard: a flow belongs to shard ((sport + dport) * SHARD_MIX >> 16) % n; the sum
 # is the same both ways, the multiplier spreads it (Linux gives connect() even ports only)
 SHARD_MIX = 40503
@@ -187,6 +189,12 @@ class CaptureReader:
         # (k, n): this reader handles the TCP flows of shard k of n (see SHARD_MIX); segments of
         # the others come out as (ts, frame) ticks (see TcpReassembler.tick, tlsscope.parallel)
         self.shard: tuple[int, int] | None = None
+        # With a shard, a tick is only due when the consumer's clock has something to do: the
+        # consumer sets ``wake`` to the capture time of its next idle sweep (TcpReassembler.next_sweep).
+        # Earlier ticks only move the clock and expire tombstones, which the next owned segment
+        # does as well; the pcap fast path folds them into one tick of their latest time, yielded
+        # before the next owned segment when that one is older (timestamps that go backwards).
+        self.wake = float("-inf")
 
     # -- context manager / iteration -----------------------------------------
     def __enter__(self) -> CaptureReader:
@@ -318,6 +326,7 @@ class CaptureReader:
         eth_unpack = _ETH_IP4_TCP.unpack_from
         addr = _ADDR.get
         sk, sn = self.shard or (0, 0)
+        hi = NO_TIME                   # latest time of the other shards' packets not yet ticked
         try:
             while True:
                 if n - pos < 16:
@@ -353,18 +362,34 @@ class CaptureReader:
                         pos = end
                         if p > stop or doff < 0x50:
                             continue
+                        ts = sec + frac * scale
+                        if sn:
+                            if ((sport + dport) * SHARD_MIX >> 16) % sn != sk:
+                                if ts >= self.wake:
+                                    self.frames = frame
+                                    hi = NO_TIME
+                                    yield (ts, frame)
+                                elif ts > hi:
+                                    hi = ts
+                                continue
+                            if hi > ts:
+                                self.frames = frame
+                                yield (hi, frame)
+                            hi = NO_TIME
                         self.frames = frame
-                        if sn and ((sport + dport) * SHARD_MIX >> 16) % sn != sk:
-                            yield (sec + frac * scale, frame)
-                            continue
-                        yield Segment(sec + frac * scale, frame, addr(sb) or _addr4(sb), addr(db) or _addr4(db),
+                        yield Segment(ts, frame, addr(sb) or _addr4(sb), addr(db) or _addr4(db),
                                       sport, dport, seq, ack, flags, buf[p:stop] if p < stop else b"")
                         continue
                 r = decode(mv[pos + 16:end], sec + frac * scale, frame, defrag)
                 pos = end
                 if r is not None:
                     self.frames = frame
-                    yield _tick(r, sk, sn) if sn else r
+                    if sn:
+                        if hi != NO_TIME:
+                            yield (hi, frame)
+                            hi = NO_TIME
+                        r = _tick(r, sk, sn)
+                    yield r
                 if notes:
                     self.frames = frame
                     yield from notes
