@@ -849,3 +849,70 @@ def test_differential_tshark(rel):
             continue
         checked += 1
     assert checked, f"nothing compared in {rel}"
+
+
+# ---- the hellos' fast path against the Reader path ------------------------------------------
+
+def _reader_path(t: int, body: bytes, ctx: DecodeContext, offset: int):
+    """decode_handshake without its fast path: the generic Reader decoder."""
+    r = Reader(body, {1: "ClientHello", 2: "ServerHello"}[t], offset)
+    msg = HANDSHAKE_DECODERS[t](r, ctx)
+    r.expect_end({1: "ClientHello", 2: "ServerHello"}[t])
+    return msg
+
+
+def _outcome(fn):
+    """A decode's result, comparable: exceptions (also those kept in extensions) as their fields."""
+    def err(e):
+        return None if e is None else (e.offset, e.path, e.reason)
+    try:
+        m = fn()
+    except DecodeError as e:
+        return ("error", err(e))
+    exts = [(x.type, x.data, x.value, err(x.error)) for x in m.extensions]
+    return ("ok", type(m), m.random, m.legacy_session_id, m.legacy_version, m.has_extensions_block,
+            getattr(m, "cipher_suites", None), getattr(m, "cipher_suite", None),
+            getattr(m, "legacy_compression_methods", None), getattr(m, "legacy_compression_method", None), exts)
+
+
+def _hellos_of_captures() -> list[tuple[int, bytes]]:
+    from pathlib import Path
+
+    from tlsscope.api import read
+    out = []
+    for cap in sorted(Path(__file__).resolve().parent.parent.glob("captures/*/capture.pcap")):
+        for rep in read(cap):
+            for e in rep.timeline:
+                if e.handshake_type in (1, 2) and e.raw and not e.decrypted:
+                    out.append((e.handshake_type, bytes(e.raw[4:])))
+    return out
+
+
+HELLO_BODIES = [split(m) for m in (RFC8448_CH, RFC8448_SH, RFC8448_RESUMED_CH, RFC8448_HRR_CH1, RFC8448_HRR)]
+
+
+def test_hello_fast_path_equals_reader_path_on_captures():
+    bodies = HELLO_BODIES + _hellos_of_captures()
+    assert len(bodies) > 40 and {t for t, _ in bodies} == {1, 2}
+    for t, body in bodies:
+        ctx = CLIENT if t == 1 else SERVER
+        fast = decode_handshake(t, body, ctx, 9)
+        assert fast == _reader_path(t, body, ctx, 9)
+        assert _outcome(lambda: fast) == _outcome(lambda: _reader_path(t, body, ctx, 9))
+        assert type(fast.cipher_suites if t == 1 else fast.cipher_suite) is (tuple if t == 1 else int)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(which=st.integers(0, len(HELLO_BODIES) - 1), cut=st.integers(0, 600),
+       flips=st.lists(st.tuples(st.integers(0, 600), st.integers(0, 255)), max_size=4))
+def test_hello_fast_path_equals_reader_path_on_damage(which, cut, flips):
+    """Damaged hellos (bytes changed, lengths that lie, cut short): the same message or the
+    same DecodeError (offset, path, reason) either way."""
+    t, body = HELLO_BODIES[which]
+    b = bytearray(body[:max(cut, 0)] if cut < len(body) else body)
+    for at, v in flips:
+        if b:
+            b[at % len(b)] = v
+    b = bytes(b)
+    ctx = CLIENT if t == 1 else SERVER
+    assert _outcome(lambda: decode_handshake(t, b, ctx, 5)) == _outcome(lambda: _reader_path(t, b, ctx, 5))

@@ -526,8 +526,13 @@ VOLATILE_EXTENSION_TYPES = frozenset((35, 41, 44, 51, 0xFE0D, 0xFFCE))
 def decode_extensions(r: Reader, context: str) -> tuple[Extension, ...]:
     """Read ``Extension extensions<0..2^16-1>``; only a broken block framing raises."""
     block = r.vector(2, "extensions")
-    path, start = block.path, block.offset
-    raw = block.rest()
+    start = block.offset            # before rest() moves it to the end
+    return decode_extension_block(block.rest(), context, block.path, start)
+
+
+def decode_extension_block(raw: bytes, context: str, path: str, start: int) -> tuple[Extension, ...]:
+    """The extensions in ``raw`` (a block's body, without its length; ``path`` and ``start``
+    name it and give its absolute offset in errors); only a broken framing raises."""
     # a whole block with nothing per-connection in it (a TLS 1.2 ServerHello's, say) recurs as is
     whole = _BLOCKS.get((context, raw))
     if whole is not None:

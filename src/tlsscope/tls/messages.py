@@ -11,12 +11,15 @@ leaves this module; a malformed extension body is kept inside its Extension.
 from __future__ import annotations
 
 import hashlib
+import struct
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
 from tlsscope.codec import DecodeError, Reader
 from tlsscope.tls.context import DecodeContext, has_signature_algorithm, is_tls13
-from tlsscope.tls.extensions import Extension, SelectedVersion, decode_extensions, read_distinguished_names
+from tlsscope.tls.extensions import (
+    Extension, SelectedVersion, decode_extension_block, decode_extensions, read_distinguished_names,
+)
 from tlsscope.tls.keyexchange import (
     ClientKeyExchange, ServerDHParams, ServerECDHParams, ServerKeyExchange, ServerRSAParams, ServerSRPParams,
     decode_client_key_exchange, decode_server_key_exchange,
@@ -285,6 +288,68 @@ def _client_hello(r: Reader, ctx: DecodeContext) -> ClientHello:
     return ClientHello(legacy_version, random, session_id, cipher_suites, compression, extensions, has_ext)
 
 
+# Cipher suite lists repeat across connections (a capture has a few client configurations).
+_SUITE_LISTS: dict[bytes, tuple[int, ...]] = {}
+
+
+def _u16_tuple(b: bytes) -> tuple[int, ...]:
+    t = _SUITE_LISTS.get(b)
+    if t is None:
+        t = struct.unpack(f">{len(b) >> 1}H", b)
+        if len(b) <= 1024:
+            if len(_SUITE_LISTS) >= 1024:
+                _SUITE_LISTS.clear()
+            _SUITE_LISTS[b] = t
+    return t
+
+
+def _client_hello_fast(b: bytes, offset: int) -> ClientHello | None:
+    """_client_hello over plain bytes; None when the framing is off anywhere (the Reader path
+    then raises the precise DecodeError). The extensions' own errors are the same in both."""
+    n = len(b)
+    if n < 35:
+        return None
+    p = 35 + b[34]                                  # after legacy_session_id
+    if p + 2 > n:
+        return None
+    q = p + 2 + ((b[p] << 8) | b[p + 1])            # after cipher_suites
+    if q >= n or (q - p) & 1:
+        return None
+    e = q + 1 + b[q]                                # after legacy_compression_methods
+    if e > n:
+        return None
+    if e == n:
+        exts, has_ext = (), False
+    else:
+        if e + 2 > n or e + 2 + ((b[e] << 8) | b[e + 1]) != n:
+            return None
+        exts, has_ext = decode_extension_block(b[e + 2:], "client_hello", "ClientHello.extensions", offset + e + 2), True
+    return ClientHello((b[0] << 8) | b[1], b[2:34], b[35:p], _u16_tuple(b[p + 2:q]), tuple(b[q + 1:e]), exts, has_ext)
+
+
+def _server_hello_fast(b: bytes, offset: int) -> ServerHello | None:
+    """_server_hello over plain bytes (as _client_hello_fast); not for early TLS 1.3 drafts."""
+    n = len(b)
+    if n < 35:
+        return None
+    version = (b[0] << 8) | b[1]
+    if _is_early_tls13_draft(version):
+        return None
+    p = 35 + b[34]                                  # after legacy_session_id
+    if p + 3 > n:
+        return None
+    e = p + 3
+    random = b[2:34]
+    if e == n:
+        exts, has_ext = (), False
+    else:
+        if e + 2 > n or e + 2 + ((b[e] << 8) | b[e + 1]) != n:
+            return None
+        context = "hello_retry_request" if random == HELLO_RETRY_REQUEST_RANDOM else "server_hello"
+        exts, has_ext = decode_extension_block(b[e + 2:], context, "ServerHello.extensions", offset + e + 2), True
+    return ServerHello(version, random, b[35:p], (b[p] << 8) | b[p + 1], b[p + 2], exts, has_ext)
+
+
 def _is_early_tls13_draft(version: int) -> bool:
     """TLS 1.3 drafts before -22 had a ServerHello without session id and compression.
 
@@ -481,6 +546,11 @@ def decode_handshake(msg_type: int, body: bytes, ctx: DecodeContext, offset: int
     Unknown types give ``UnknownHandshake``; anything malformed, including
     trailing bytes, raises ``DecodeError``.
     """
+    if body.__class__ is bytes and (msg_type == 1 or msg_type == 2):
+        # every connection has both hellos: read well-formed ones straight from the bytes
+        msg = _client_hello_fast(body, offset) if msg_type == 1 else _server_hello_fast(body, offset)
+        if msg is not None:
+            return msg
     decoder = HANDSHAKE_DECODERS.get(msg_type)
     if decoder is None:
         return UnknownHandshake(msg_type, bytes(body))
