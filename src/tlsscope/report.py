@@ -383,7 +383,25 @@ def report_json(r: ConnectionReport) -> dict:
     return d
 
 
-_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+def _json_encoder():
+    """``json.JSONEncoder(ensure_ascii=False).encode`` without its set-up on every call: the C
+    encoder made once (no cycle check: reports are trees); a line takes several encodes."""
+    try:
+        from json.encoder import c_make_encoder, encode_basestring
+    except ImportError:      # pragma: no cover - CPython has both
+        c_make_encoder = None
+    if c_make_encoder is None:
+        return json.JSONEncoder(ensure_ascii=False).encode
+
+    def default(o):
+        raise TypeError(f"Object of type {o.__class__.__name__} is not JSON serializable")
+
+    chunks = c_make_encoder(None, default, encode_basestring, None, ": ", ", ", False, False, True)
+    join = "".join
+    return lambda o: join(chunks(o, 0))
+
+
+_ENCODE = _json_encoder()
 _CERT_TEXT: dict[int, tuple[object, str]] = {}
 
 
