@@ -284,3 +284,31 @@ def test_fuzz_extension_block(data, context):
         decode_extensions(Reader(data), context)
     except DecodeError:
         pass
+
+
+# ---- key_share read straight from the bytes against the Reader decoder ----------------------
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=80),
+    st.lists(st.tuples(st.integers(0, 0xFFFF), st.binary(max_size=40)), max_size=3).map(
+        lambda es: b"".join(g.to_bytes(2, "big") + len(k).to_bytes(2, "big") + k for g, k in es)).flatmap(
+        lambda body: st.sampled_from([len(body).to_bytes(2, "big") + body, body,
+                                      (len(body) + 1).to_bytes(2, "big") + body]))))
+def test_key_share_fast_path_is_the_decoder(b):
+    for context, fast in ex._FAST_VOLATILE.items():
+        ext_type, ctx = context
+        value = fast(b)
+        slow = ex.decode_extension(ext_type, b, ctx)
+        if value is None:
+            continue            # decode_extension_block then takes the Reader path
+        assert slow.error is None and slow.value == value
+
+
+def test_key_share_fast_path_taken_for_real_hellos():
+    """The hellos of RFC 8448 go through the fast path and decode as the Reader path does."""
+    ch_ks = bytes.fromhex("0024001d002099381de560e4bd43d23d8e435a7dbafeb3c06e51c13cae4d5413691e529aaf2c")
+    sh_ks = bytes.fromhex("001d0020c9828876112095fe66762bdbf7c672e156d6cc253b833df1dd69b1b04e751f0f")
+    assert ex._key_share_ch_fast(ch_ks) == ex.decode_extension(51, ch_ks, "client_hello").value
+    assert ex._key_share_sh_fast(sh_ks) == ex.decode_extension(51, sh_ks, "server_hello").value
+    assert ex._key_share_ch_fast(ch_ks).client_shares[0].group == 0x1D

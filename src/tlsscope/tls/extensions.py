@@ -282,6 +282,31 @@ def _key_share_entry(r: Reader) -> KeyShareEntry:
     return KeyShareEntry(r.u16("group"), r.vector_bytes(2, "key_exchange"))
 
 
+def _key_share_ch_fast(b: bytes) -> KeyShareClientHello | None:
+    """_key_share_ch over plain bytes (every TLS 1.3 hello has one); None if anything is off."""
+    n = len(b)
+    if n < 2 or ((b[0] << 8) | b[1]) != n - 2:
+        return None
+    shares = []
+    pos = 2
+    while pos < n:
+        if n - pos < 4:
+            return None
+        end = pos + 4 + ((b[pos + 2] << 8) | b[pos + 3])
+        if end > n:
+            return None
+        shares.append(KeyShareEntry((b[pos] << 8) | b[pos + 1], b[pos + 4:end]))
+        pos = end
+    return KeyShareClientHello(tuple(shares))
+
+
+def _key_share_sh_fast(b: bytes) -> KeyShareServerHello | None:
+    n = len(b)
+    if n < 4 or ((b[2] << 8) | b[3]) != n - 4:
+        return None
+    return KeyShareServerHello(KeyShareEntry((b[0] << 8) | b[1], b[4:]))
+
+
 def _key_share_ch(r: Reader) -> KeyShareClientHello:
     lst = r.vector(2, "client_shares")
     shares = []
@@ -523,6 +548,14 @@ _CACHE_BODY_MAX = 1024
 VOLATILE_EXTENSION_TYPES = frozenset((35, 41, 44, 51, 0xFE0D, 0xFFCE))
 
 
+# Per-connection bodies that every TLS 1.3 hello has, read straight from the bytes when well
+# formed (the Reader-based decoder gives the errors otherwise).
+_FAST_VOLATILE: dict[tuple[int, str], Callable[[bytes], object]] = {
+    (51, "client_hello"): _key_share_ch_fast,
+    (51, "server_hello"): _key_share_sh_fast,
+}
+
+
 def decode_extensions(r: Reader, context: str) -> tuple[Extension, ...]:
     """Read ``Extension extensions<0..2^16-1>``; only a broken block framing raises."""
     block = r.vector(2, "extensions")
@@ -555,9 +588,15 @@ def decode_extension_block(raw: bytes, context: str, path: str, start: int) -> t
         key = (ext_type, context, data)
         ext = cache.get(key)
         if ext is None:
-            name = _PATH_NAMES.get(ext_type, f"0x{ext_type:04x}")
-            ext = decode_extension(ext_type, data, context, f"{path}[{len(out)}].{name}", start + pos)
-            if ext.error is None and ext_type not in VOLATILE_EXTENSION_TYPES and n <= _CACHE_BODY_MAX:
+            fast = _FAST_VOLATILE.get(key[:2])
+            value = fast(data) if fast is not None else None
+            if value is not None:
+                ext = Extension(ext_type, data, value)
+            else:
+                name = _PATH_NAMES.get(ext_type, f"0x{ext_type:04x}")
+                ext = decode_extension(ext_type, data, context, f"{path}[{len(out)}].{name}", start + pos)
+            # an empty body (a session_ticket without ticket) is the same for everyone
+            if ext.error is None and (ext_type not in VOLATILE_EXTENSION_TYPES or not n) and n <= _CACHE_BODY_MAX:
                 if len(cache) >= _CACHE_MAX:
                     cache.clear()
                 cache[key] = ext
