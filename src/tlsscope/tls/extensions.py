@@ -588,7 +588,7 @@ def decode_extension_block(raw: bytes, context: str, path: str, start: int) -> t
         key = (ext_type, context, data)
         ext = cache.get(key)
         if ext is None:
-            fast = _FAST_VOLATILE.get(key[:2])
+            fast = _FAST_VOLATILE.get((ext_type, context))
             value = fast(data) if fast is not None else None
             if value is not None:
                 ext = Extension(ext_type, data, value)

@@ -303,6 +303,17 @@ def _u16_tuple(b: bytes) -> tuple[int, ...]:
     return t
 
 
+def _hello_extensions(b: bytes, e: int, context: str, path: str, offset: int):
+    """A hello's optional extension block from ``b[e]`` to the end: (extensions, has_block),
+    or None when its length does not end exactly at the end of the message."""
+    n = len(b)
+    if e == n:
+        return (), False
+    if e + 2 > n or e + 2 + ((b[e] << 8) | b[e + 1]) != n:
+        return None
+    return decode_extension_block(b[e + 2:], context, path, offset + e + 2), True
+
+
 def _client_hello_fast(b: bytes, offset: int) -> ClientHello | None:
     """_client_hello over plain bytes; None when the framing is off anywhere (the Reader path
     then raises the precise DecodeError). The extensions' own errors are the same in both."""
@@ -318,13 +329,10 @@ def _client_hello_fast(b: bytes, offset: int) -> ClientHello | None:
     e = q + 1 + b[q]                                # after legacy_compression_methods
     if e > n:
         return None
-    if e == n:
-        exts, has_ext = (), False
-    else:
-        if e + 2 > n or e + 2 + ((b[e] << 8) | b[e + 1]) != n:
-            return None
-        exts, has_ext = decode_extension_block(b[e + 2:], "client_hello", "ClientHello.extensions", offset + e + 2), True
-    return ClientHello((b[0] << 8) | b[1], b[2:34], b[35:p], _u16_tuple(b[p + 2:q]), tuple(b[q + 1:e]), exts, has_ext)
+    tail = _hello_extensions(b, e, "client_hello", "ClientHello.extensions", offset)
+    if tail is None:
+        return None
+    return ClientHello((b[0] << 8) | b[1], b[2:34], b[35:p], _u16_tuple(b[p + 2:q]), tuple(b[q + 1:e]), *tail)
 
 
 def _server_hello_fast(b: bytes, offset: int) -> ServerHello | None:
@@ -338,16 +346,12 @@ def _server_hello_fast(b: bytes, offset: int) -> ServerHello | None:
     p = 35 + b[34]                                  # after legacy_session_id
     if p + 3 > n:
         return None
-    e = p + 3
     random = b[2:34]
-    if e == n:
-        exts, has_ext = (), False
-    else:
-        if e + 2 > n or e + 2 + ((b[e] << 8) | b[e + 1]) != n:
-            return None
-        context = "hello_retry_request" if random == HELLO_RETRY_REQUEST_RANDOM else "server_hello"
-        exts, has_ext = decode_extension_block(b[e + 2:], context, "ServerHello.extensions", offset + e + 2), True
-    return ServerHello(version, random, b[35:p], (b[p] << 8) | b[p + 1], b[p + 2], exts, has_ext)
+    context = "hello_retry_request" if random == HELLO_RETRY_REQUEST_RANDOM else "server_hello"
+    tail = _hello_extensions(b, p + 3, context, "ServerHello.extensions", offset)
+    if tail is None:
+        return None
+    return ServerHello(version, random, b[35:p], (b[p] << 8) | b[p + 1], b[p + 2], *tail)
 
 
 def _is_early_tls13_draft(version: int) -> bool:
