@@ -351,3 +351,35 @@ def test_ipv6_fragment_header_after_hop_by_hop():
     assert decode_frame(229, f1, 0, 1, d) is None
     s = decode_frame(229, f2, 0, 2, d)
     assert s.flags == SYN and bytes(s.payload) == PAYLOAD
+
+
+# -- UDP: only what may be QUIC ------------------------------------------------
+
+QUIC_INITIAL_HEAD = bytes([0xC3]) + (1).to_bytes(4, "big") + b"\x08" + b"D" * 8 + b"\x00" + b"\x00" + b"\x41\x00"
+
+
+def udp(payload, sport=50000, dport=443, length=None):
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload) if length is None else length, 0) + payload
+
+
+def test_udp_that_looks_like_quic_is_a_datagram():
+    from tlsscope.model import Datagram
+    body = QUIC_INITIAL_HEAD + b"\x00" * 300
+    for frame in (ether(ipv4(udp(body), proto=17)), ether(ipv6(udp(body), nh=17), 0x86DD)):
+        d = decode_frame(1, frame, 1.5, 7, IpDefragmenter())
+        assert type(d) is Datagram and (d.sport, d.dport, d.ts, d.frame) == (50000, 443, 1.5, 7)
+        assert d.payload == body
+    # the UDP length field bounds the payload (Ethernet padding after it is not QUIC's)
+    d = decode_frame(1, ether(ipv4(udp(body, length=8 + len(body)) + b"\x00" * 6, proto=17)), 0, 1, None)
+    assert d.payload == body
+
+
+def test_other_udp_is_dropped_at_the_edge():
+    dns = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01"
+    assert decode_frame(1, ether(ipv4(udp(dns, dport=53), proto=17)), 0, 1, None) is None
+    # a long header of an unknown version, a short header, too short
+    assert decode_frame(1, ether(ipv4(udp(bytes([0xC3]) + b"\x0a\x0a\x0a\x0a" + b"\x00" * 40), proto=17)),
+                        0, 1, None) is None
+    assert decode_frame(1, ether(ipv4(udp(b"\x40" + b"\x00" * 40), proto=17)), 0, 1, None) is None
+    assert decode_frame(1, ether(ipv4(udp(b"\xc3\x00"), proto=17)), 0, 1, None) is None
+    assert decode_frame(1, ether(ipv4(b"\x00" * 5, proto=17)), 0, 1, None) is None

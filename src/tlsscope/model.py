@@ -35,6 +35,19 @@ class Segment:
     payload: bytes     # may be a memoryview slice of the frame for speed
 
 
+@dataclass(slots=True)
+class Datagram:
+    """One UDP datagram that may carry QUIC (the capture edge passes on only those)."""
+
+    ts: float
+    frame: int
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    payload: bytes
+
+
 @dataclass(frozen=True, slots=True)
 class DecryptionSecrets:
     """A pcapng Decryption Secrets Block (kept for the decryption work)."""

@@ -16,7 +16,7 @@ import socket
 import struct
 from collections.abc import Callable
 
-from ..model import CaptureNote, Segment
+from ..model import CaptureNote, Datagram, Segment
 
 __all__ = ["IpDefragmenter", "decode_frame", "decoder_for", "LINKTYPE_NAMES"]
 
@@ -52,6 +52,7 @@ NULL_AF_INET = 2
 NULL_AF_INET6 = frozenset((10, 24, 28, 30))
 
 PROTO_TCP = 6
+PROTO_UDP = 17
 
 # Ethernet + IPv4 (IHL 5) + first 14 bytes of TCP, in one go:
 # ethertype, ver_ihl, total_len, ident, flags_frag, proto, src, dst,
@@ -85,7 +86,7 @@ def _addr6(b: bytes) -> str:
     return s
 
 
-Result = Segment | CaptureNote | None
+Result = Segment | Datagram | CaptureNote | None
 
 
 # ---------------------------------------------------------------------------
@@ -104,6 +105,29 @@ def _tcp(data, off: int, end: int, src: str, dst: str, ts: float, frame: int) ->
                    data[p:end] if p < end else b"")
 
 
+_looks_like_quic = None      # tlsscope.quic.looks_like_quic, imported with the first UDP datagram
+
+
+def _udp(data, off: int, end: int, src: str, dst: str, ts: float, frame: int) -> Datagram | None:
+    """A UDP datagram whose payload starts like a QUIC long-header packet; other UDP is not TLS's."""
+    global _looks_like_quic
+    if end - off < 8:
+        return None
+    if _looks_like_quic is None:     # QUIC pulls in cryptography's AEADs: not for TCP-only captures
+        from ..quic import looks_like_quic as _looks_like_quic
+    ulen = (data[off + 4] << 8) | data[off + 5]
+    stop = off + ulen if 8 <= ulen and off + ulen < end else end
+    payload = bytes(data[off + 8:stop])
+    if not _looks_like_quic(payload):
+        return None
+    return Datagram(ts, frame, src, dst, (data[off] << 8) | data[off + 1],
+                    (data[off + 2] << 8) | data[off + 3], payload)
+
+
+def _transport(proto: int, data, off: int, end: int, src: str, dst: str, ts: float, frame: int):
+    return (_tcp if proto == PROTO_TCP else _udp)(data, off, end, src, dst, ts, frame)
+
+
 # ---------------------------------------------------------------------------
 # IPv4 / IPv6
 # ---------------------------------------------------------------------------
@@ -117,7 +141,7 @@ def _ipv4(data, off: int, ts: float, frame: int, defrag) -> Result:
     if vi >> 4 != 4 or ihl < 20 or n - off < ihl:
         return None
     proto = data[off + 9]
-    if proto != PROTO_TCP:
+    if proto != PROTO_TCP and proto != PROTO_UDP:
         return None
     total = (data[off + 2] << 8) | data[off + 3]
     if total == 0:            # TCP segmentation offload: length left to the NIC
@@ -132,7 +156,8 @@ def _ipv4(data, off: int, ts: float, frame: int, defrag) -> Result:
     db = bytes(data[off + 16:off + 20])
     ff = (data[off + 6] << 8) | data[off + 7]
     if ff & 0x3FFF:           # MF set or non-zero offset: a fragment
-        if defrag is None or off + total > n:
+        # QUIC sets DF and must not be fragmented (RFC 9000 §14): only TCP is reassembled
+        if defrag is None or off + total > n or proto != PROTO_TCP:
             return None
         ident = (data[off + 4] << 8) | data[off + 5]
         got = defrag.add((4, sb, db, ident, proto), (ff & 0x1FFF) << 3, bool(ff & 0x2000),
@@ -141,10 +166,10 @@ def _ipv4(data, off: int, ts: float, frame: int, defrag) -> Result:
             return got
         src = _ADDR.get(sb) or _addr4(sb)
         dst = _ADDR.get(db) or _addr4(db)
-        return _tcp(got, 0, len(got), src, dst, ts, frame)
+        return _transport(proto, got, 0, len(got), src, dst, ts, frame)
     src = _ADDR.get(sb) or _addr4(sb)
     dst = _ADDR.get(db) or _addr4(db)
-    return _tcp(data, off + ihl, end, src, dst, ts, frame)
+    return _transport(proto, data, off + ihl, end, src, dst, ts, frame)
 
 
 # IPv6 extension headers whose length is (len + 1) * 8
@@ -160,7 +185,7 @@ def _v6_skip(data, p: int, end: int, nh: int):
     ``frag`` is (offset, more, ident) for a real fragment header, else None.
     """
     for _ in range(_V6_MAX_EXT):
-        if nh == PROTO_TCP:
+        if nh == PROTO_TCP or nh == PROTO_UDP:
             return nh, p, None
         if nh in _V6_EXT8:
             if p + 8 > end:
@@ -201,7 +226,7 @@ def _ipv6(data, off: int, ts: float, frame: int, defrag) -> Result:
     sb = bytes(data[off + 8:off + 24])
     db = bytes(data[off + 24:off + 40])
     if frag is not None:
-        if defrag is None or off + 40 + plen > n:
+        if defrag is None or off + 40 + plen > n or nh == PROTO_UDP:
             return None
         fo, more, ident = frag
         got = defrag.add((6, sb, db, ident, 0), fo, more, data[p:end], ts, frame, nh)
@@ -214,12 +239,12 @@ def _ipv6(data, off: int, ts: float, frame: int, defrag) -> Result:
             return None
         src = _ADDR.get(sb) or _addr6(sb)
         dst = _ADDR.get(db) or _addr6(db)
-        return _tcp(payload, walked[1], len(payload), src, dst, ts, frame)
-    if nh != PROTO_TCP:
+        return _transport(walked[0], payload, walked[1], len(payload), src, dst, ts, frame)
+    if nh != PROTO_TCP and nh != PROTO_UDP:
         return None
     src = _ADDR.get(sb) or _addr6(sb)
     dst = _ADDR.get(db) or _addr6(db)
-    return _tcp(data, p, end, src, dst, ts, frame)
+    return _transport(nh, data, p, end, src, dst, ts, frame)
 
 
 def _ip_sniff(data, off: int, ts: float, frame: int, defrag) -> Result:

@@ -14,7 +14,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 
-from ..model import CaptureNote, DecryptionSecrets, Segment
+from ..model import CaptureNote, Datagram, DecryptionSecrets, Segment
 from .frames import _ADDR, _ETH_IP4_TCP, IpDefragmenter, _addr4, _ethernet, decoder_for
 
 __all__ = ["CaptureError", "CaptureReader", "open_capture"]
@@ -604,8 +604,9 @@ class CaptureReader:
 
 
 def _tick(item, k: int, n: int):
-    """A Segment of a flow another shard handles becomes a (ts, frame) tick."""
-    if item.__class__ is Segment and ((item.sport + item.dport) * SHARD_MIX >> 16) % n != k:
+    """A Segment or Datagram of a flow another shard handles becomes a (ts, frame) tick."""
+    cls = item.__class__
+    if (cls is Segment or cls is Datagram) and ((item.sport + item.dport) * SHARD_MIX >> 16) % n != k:
         return (item.ts, item.frame)
     return item
 
