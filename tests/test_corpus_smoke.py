@@ -32,11 +32,13 @@ def test_corpus_capture_decodes_and_renders(entry):
         json.dumps(report.to_json())
         summary_line(report)
         console.print(render_report(report, verbose=True))
-    # the manifest's tshark summary counts TLS handshakes over TCP and UDP; we need at least the TCP ones
-    tcp_tls = entry["tshark"].get("negotiated") and not (entry["tshark"].get("dtls_versions")
-                                                         or entry["tshark"].get("quic_versions"))
-    if tcp_tls:
+    # the manifest's tshark summary counts TLS handshakes over TCP and UDP; we need the TCP and QUIC
+    # ones (DTLS is not decoded)
+    tcp_tls = entry["tshark"].get("negotiated") and not entry["tshark"].get("dtls_versions")
+    if tcp_tls or entry["tshark"].get("quic_versions"):
         assert n > 0, "tshark sees TLS handshakes here, tlsscope found no TLS connection"
+    if entry["tshark"].get("quic_versions"):
+        assert any(r.transport == "quic" for r in tlsscope.read(path)), "no QUIC connection decoded"
 
 
 def test_cli_on_a_few_corpus_files():

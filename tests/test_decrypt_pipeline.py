@@ -64,7 +64,8 @@ def _corpus_cases() -> list[Case]:
         if not (c.get("keys") or c.get("key_verification")):
             continue
         odd = [t for t in ("DTLS", "QUIC") if t in c.get("tags", ())]
-        skip = f"{odd[0]}: tlsscope decodes TLS over TCP only" if odd else None
+        why = {"DTLS": "DTLS is not decoded", "QUIC": "QUIC is read from its Initial packets, not decrypted"}
+        skip = f"{odd[0]}: {why[odd[0]]}" if odd else None
         dsb = "TLS-keylog" in ((c.get("tshark") or {}).get("dsb") or ())
         cases.append(Case(c["id"], CORPUS / c["file"], tuple(CORPUS / k for k in c.get("keys", ())), skip, dsb))
     return cases

@@ -129,6 +129,43 @@ def test_ja4_of_every_tcp_stream_matches_foxio(name):
                           "socks-https-example.pcap.json": 3}.get(name, 0)
 
 
+FOXIO_SNAPSHOTS = sorted((CORPUS / FOXIO / "rust" / "ja4" / "src" / "snapshots").glob("*.snap")) \
+    if (CORPUS / FOXIO).is_dir() else []
+
+
+def _snapshot_entries(path: Path) -> list[dict]:
+    """The entries of one insta snapshot of FoxIO's Rust tool (a YAML list of flat mappings)."""
+    entries: list[dict] = []
+    for line in path.read_text().splitlines():
+        if line.startswith("- "):
+            entries.append({})
+            line = "  " + line[2:]
+        if entries and line.startswith("  ") and not line.startswith("   ") and ": " in line:
+            k, v = line.strip().split(": ", 1)
+            entries[-1][k] = v
+    return entries
+
+
+def test_ja4_of_every_quic_connection_matches_foxio():
+    """QUIC ClientHellos (read from the Initial packets) against FoxIO's Rust snapshots, whose UDP
+    entries carry the q-prefixed JA4 (their Python tool leaves QUIC out)."""
+    corpus = need_corpus()
+    compared = 0
+    for snap in FOXIO_SNAPSHOTS:
+        want = [e for e in _snapshot_entries(snap) if e.get("transport") == "udp" and "ja4" in e]
+        if not want:
+            continue
+        pcap = corpus / FOXIO / "pcap" / snap.name.split("@", 1)[1].removesuffix(".snap")
+        ours = {key_of(j): j for j in reports(pcap) if j["transport"] == "quic"}
+        for e in want:
+            key = (e["src"], e["src_port"], e["dst"], e["dst_port"])
+            assert key in ours, (snap.name, key)
+            assert ours[key]["ja4"] == e["ja4"], (snap.name, key)
+            assert ours[key]["sni"] == e.get("tls_server_name"), (snap.name, key)
+            compared += 1
+    assert compared >= 40          # 51 QUIC connections in 7 captures at the corpus' commit
+
+
 def test_foxio_second_client_hellos_are_compared():
     """The five HelloRetryRequest streams of tls-handshake.pcapng each carry a JA4.2."""
     corpus = need_corpus()

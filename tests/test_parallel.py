@@ -297,3 +297,70 @@ def test_merge_forgets_filtered_connections(mixed):
     stats: list = []
     lines = list(read_sharded(str(path), Options(port=65000), 2, "summary", stats_out=stats))
     assert lines == [] and stats[0].tls_connections > 25
+
+
+# -- QUIC connections in the mix: they age on the same clock --------------------------------------
+
+def _quic_flows() -> list[list]:
+    """The QUIC datagrams of a few corpus captures, per UDP address pair, in capture order."""
+    from tlsscope.model import Datagram
+    flows: dict[tuple, list] = {}
+    for name in ("syncsynchalt_illustrated-quic/captures/capture.pcap", "FoxIO-LLC_ja4/pcap/tls3.pcapng",
+                 "FoxIO-LLC_ja4/pcap/tls-handshake.pcapng"):
+        with open_capture(CORPUS / name) as reader:
+            for item in reader:
+                if item.__class__ is Datagram:
+                    a, b = (item.src, item.sport), (item.dst, item.dport)
+                    flows.setdefault((name, min(a, b), max(a, b)), []).append(item)
+    return list(flows.values())
+
+
+def _udp_frame(payload: bytes, sport: int, dport: int, to_server: bool) -> bytes:
+    src, dst = (b"\x0a\x00\x01\x01", b"\x0a\x00\x01\x02") if to_server else (b"\x0a\x00\x01\x02", b"\x0a\x00\x01\x01")
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0, src, dst)
+    return b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ip + udp
+
+
+def test_quic_in_the_mix_identical(capsys, tmp_path):
+    """QUIC connections spread over three waves 700 s apart among TCP flows: those of the first two
+    waves are closed as idle by whatever packet (often another worker's TCP segment) comes after
+    the timeout, the last wave's at the end of the capture; -j 2/3/4 must equal -j 1."""
+    need_corpus()
+    base = tmp_path / "tcp.pcap"
+    _mix(base)
+    packets = []
+    data = base.read_bytes()
+    pos = 24
+    while pos < len(data):                       # the TCP mix as (ts, frame bytes)
+        sec, usec, caplen, _ = struct.unpack_from("<IIII", data, pos)
+        packets.append((sec + usec / 1e6, data[pos + 16:pos + 16 + caplen]))
+        pos += 16 + caplen
+    quic = _quic_flows()
+    assert len(quic) >= 10
+    rnd = random.Random(11)
+    for wave in range(3):
+        for i, dgs in enumerate(quic):
+            client = (dgs[0].src, dgs[0].sport)
+            sport, dport = 40000 + 13 * i + wave, 443 + (i + wave) % 4
+            start = wave * 700.0 + rnd.random() * 5
+            t0 = dgs[0].ts
+            for n, dg in enumerate(dgs):
+                to_server = (dg.src, dg.sport) == client
+                p, q = (sport, dport) if to_server else (dport, sport)
+                packets.append((start + min(dg.ts - t0, 5.0) + n * 1e-4, _udp_frame(dg.payload, p, q, to_server)))
+    packets.sort(key=lambda x: x[0])
+    path = tmp_path / "mix-quic.pcap"
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for ts, frame in packets:
+            sec = int(ts)
+            fh.write(struct.pack("<IIII", sec, int(round((ts - sec) * 1e6)), len(frame), len(frame)) + frame)
+    out = _same(capsys, ["--summary", str(path)], jobs=(2, 3, 4))
+    lines = out.splitlines()
+    quic_lines = [x for x in lines if "  QUIC  " in x]
+    assert len(quic_lines) == 3 * len(quic), (len(quic_lines), len(quic))
+    # the first two waves' QUIC connections ended by the idle timeout, the last wave's with the capture
+    assert sum("end=idle_timeout" in x for x in quic_lines) == 2 * len(quic)
+    assert len(lines) > len(quic_lines) + 25
+    _same(capsys, ["--json", str(path)], jobs=(2,))

@@ -113,3 +113,44 @@ def test_capture_file_mutations(tmp_path_factory, data):
         return
     with reader:
         list(analyze(reader, Options()))
+
+
+def _quic_datagrams() -> list:
+    from tlsscope.capture import open_capture
+    from tlsscope.model import Datagram
+    need_corpus()
+    with open_capture(CORPUS / "syncsynchalt_illustrated-quic/captures/capture.pcap") as reader:
+        return [i for i in reader if i.__class__ is Datagram]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_damaged_quic_datagrams_through_the_pipeline(data):
+    """QUIC datagrams of a real connection, some damaged (cut, bit flips, inserted bytes), others
+    dropped or repeated: analyze() never raises and still reports the connection when the client's
+    first Initial is intact."""
+    from tlsscope.model import Datagram
+    dgs = _quic_datagrams()
+    items = []
+    for i, dg in enumerate(dgs):
+        p = dg.payload
+        how = data.draw(st.sampled_from(("keep", "keep", "cut", "flip", "insert", "drop", "twice")), label=f"dg{i}")
+        if i == 0:
+            how = "keep"
+        if how == "drop":
+            continue
+        if how == "cut":
+            p = p[:data.draw(st.integers(0, len(p)))]
+        elif how == "flip":
+            k = data.draw(st.integers(0, len(p) - 1))
+            p = p[:k] + bytes([p[k] ^ data.draw(st.integers(1, 255))]) + p[k + 1:]
+        elif how == "insert":
+            k = data.draw(st.integers(0, len(p)))
+            p = p[:k] + data.draw(st.binary(min_size=1, max_size=40)) + p[k:]
+        item = Datagram(dg.ts, dg.frame, dg.src, dg.dst, dg.sport, dg.dport, p)
+        items.append(item)
+        if how == "twice":
+            items.append(item)
+    reports = list(analyze(items, Options()))
+    assert len(reports) == 1 and reports[0].transport == "quic"
+    assert reports[0].sni == "example.ulfheim.net"

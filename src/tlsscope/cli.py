@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     lv = sub.add_parser("live", help="the same analysis on live traffic (scapy/libpcap)")
     lv.add_argument("-i", "--interface", required=True, metavar="IFACE")
-    lv.add_argument("-f", "--filter", default="tcp", metavar="BPF", help="kernel capture filter (default: tcp)")
+    lv.add_argument("-f", "--filter", default="tcp", metavar="BPF", help="kernel capture filter (default: tcp; add QUIC with 'tcp or udp')")
     lv.add_argument("-w", "--write", metavar="OUT.pcapng",
                     help="also write what was captured (with the key log as a Decryption Secrets Block)")
     lv.add_argument("--count", type=int, metavar="N", help="stop after N packets")

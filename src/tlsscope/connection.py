@@ -163,6 +163,21 @@ class TlsConnection:
             return
         self._detect(from_a, side, data, ts, frame)
 
+    def handshake_data(self, from_a: bool, data: bytes, offset: int, ts: float, frame: int) -> None:
+        """Handshake bytes that come without TLS records: a QUIC CRYPTO stream (RFC 9001 §4), in
+        stream order from ``offset``. Decoded, checked and kept exactly as from records."""
+        if not data:
+            return
+        self.state.ts_last = ts
+        self.state.is_tls = True
+        side = self._a if from_a else self._b
+        side.seen_data = True
+        for msg in side.hs.feed(data, offset, ts, frame):
+            if type(msg) is HandshakeNote:
+                self._hs_note(from_a, msg)
+            else:
+                self._handshake(from_a, msg, decrypted=False)
+
     def gap(self, from_a: bool, missing: int, ts: float, frame: int) -> None:
         side = self._side(from_a)
         if side.mode == "tls":

@@ -94,3 +94,4 @@ class ConnectionState:
     http: list = field(default_factory=list)        # first lines of decrypted HTTP/1.x messages
     http_notes: list = field(default_factory=list)  # (code, message) from decrypted HTTP (nginx mTLS errors)
     swapped: bool = False                           # the TCP responder is the TLS client
+    quic: dict | None = None                        # QUIC connections: version, connection ids, packets

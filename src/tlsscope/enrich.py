@@ -42,6 +42,9 @@ def certificate_checks(report: "ConnectionReport", options: "Options") -> dict:
             if side == "client" and client_stats is not None and client_stats.app_records == 0:
                 # nothing encrypted ever came from the client: it cannot have sent a certificate
                 checks[side] = absent("the client sent nothing encrypted after ServerHello, so no certificate")
+            elif report.quic is not None:
+                checks[side] = not_visible("QUIC carries certificates in encrypted Handshake packets "
+                                           "(tlsscope does not decrypt QUIC yet)")
             else:
                 checks[side] = not_visible("TLS 1.3 encrypts certificates: give --keylog")
         elif report.resumed:
@@ -65,7 +68,7 @@ _ja_client: dict = {}
 _ja_server: dict = {}
 
 
-def _client_fingerprint_key(ch) -> tuple:
+def _client_fingerprint_key(ch, transport: str = "t") -> tuple:
     types = []
     first: dict = {}
     for e in getattr(ch, "extensions", ()) or ():
@@ -73,10 +76,11 @@ def _client_fingerprint_key(ch) -> tuple:
         types.append(t)
         if t in _FP_CLIENT_EXTS and t not in first:
             first[t] = e.data
-    return (ch.legacy_version, tuple(ch.cipher_suites), tuple(types), tuple(first.get(t) for t in _FP_CLIENT_EXTS))
+    return (ch.legacy_version, tuple(ch.cipher_suites), tuple(types), tuple(first.get(t) for t in _FP_CLIENT_EXTS),
+            transport)
 
 
-def _client_fingerprints(ch) -> tuple:
+def _client_fingerprints(ch, transport: str = "t") -> tuple:
     from .fingerprint import ja3, ja4
 
     j = ja3(ch.legacy_version, ch.cipher_suites, hello.extension_types(ch),
@@ -85,7 +89,7 @@ def _client_fingerprints(ch) -> tuple:
     f = ja4(legacy_version=ch.legacy_version, supported_versions=sv or None,
             cipher_suites=ch.cipher_suites, extension_types=hello.extension_types(ch),
             sni=hello.has_extension(ch, hello.SERVER_NAME), alpn=hello.alpn_protocols(ch),
-            signature_algorithms=hello.signature_algorithms(ch))
+            signature_algorithms=hello.signature_algorithms(ch), transport=transport)
     return j.hash, j.string, f.ja4, f.ja4_r, f.ja4_o, f.ja4_ro
 
 
@@ -94,10 +98,12 @@ def fingerprints(report: "ConnectionReport") -> dict:
                  "ja4": None, "ja4_r": None, "ja4_o": None, "ja4_ro": None}
     ch = report.client_hello
     if ch is not None:
-        key = _client_fingerprint_key(ch)
+        # JA4's first character names the transport: t (TCP) or q (QUIC)
+        transport = "q" if report.transport == "quic" else "t"
+        key = _client_fingerprint_key(ch, transport)
         got = _ja_client.get(key)
         if got is None:
-            got = _client_fingerprints(ch)
+            got = _client_fingerprints(ch, transport)
             if len(_ja_client) >= _FP_CACHE_MAX:
                 _ja_client.clear()
             _ja_client[key] = got

@@ -16,7 +16,7 @@ from typing import Callable
 
 from .capture.frames import IpDefragmenter, decode_frame
 from .capture.writer import PcapngWriter
-from .model import CaptureNote, Segment
+from .model import CaptureNote, Datagram, Segment
 from .pipeline import Analyzer, Options
 
 
@@ -197,6 +197,8 @@ def run_live(iface: str, *, bpf: str = "tcp", options: Options | None = None, ke
                         stats.tcp_segments += 1
                         # the frame buffer is reused by nobody, but keep payloads independent of it
                         item.payload = bytes(item.payload)
+                        pending.append((time.monotonic(), item))
+                    elif type(item) is Datagram:         # QUIC (with a filter that lets UDP in)
                         pending.append((time.monotonic(), item))
                     elif isinstance(item, CaptureNote):
                         pending.append((time.monotonic(), item))

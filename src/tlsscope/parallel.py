@@ -34,7 +34,7 @@ from collections import deque
 from typing import Callable, Iterator
 
 from .capture import open_capture
-from .model import CaptureNote, Segment
+from .model import CaptureNote, Datagram, Segment
 from .pipeline import Analyzer, Options, RunStats
 from .render.lines import LINE_FORMATS, line_head, line_renderer
 from .report import chain_failed
@@ -124,6 +124,16 @@ class _Worker:
                     reports = on_events(events)
                     if reports:
                         self._reports(reports)
+            elif cls is Datagram:
+                pos = reader.frames
+                events = tick(item.ts)
+                reader.wake = tcp.next_sweep
+                if events:
+                    self._by_flow(pos, events)
+                self.where = (pos, 1, 0)
+                reports = an.datagram(item)
+                if reports:
+                    self._reports(reports)
             else:
                 an.feed(item)            # secrets and notes: no events
             count += 1
@@ -131,7 +141,7 @@ class _Worker:
                 send((out, (pos, 2), reader.bytes_read))
                 self.out = out = []
                 count = 0
-        self._by_flow(END, tcp.finish())
+        self._by_flow(END, an.finish_events())
         s = an.stats
         notes = [x for x in s.notes if x.__class__ is CaptureNote] if self.k == 0 else []
         send((self.out, None, (s.segments, s.tls_connections, s.non_tls_flows, notes)))

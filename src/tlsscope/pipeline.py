@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from .connection import TlsConnection
 from .findings import Finding, Severity
-from .model import CaptureNote, DecryptionSecrets, Segment
+from .model import CaptureNote, Datagram, DecryptionSecrets, Segment
 from .report import ConnectionReport, build_report
 from .tcp import TcpClose, TcpData, TcpGap, TcpNote, TcpOpen, TcpReassembler
 
@@ -52,6 +52,7 @@ class RunStats:
     non_tls_flows: int = 0
     notes: list = field(default_factory=list)          # CaptureNote / TcpNote outside connections
     secrets_blocks: int = 0
+    datagrams: int = 0                                 # UDP datagrams that looked like QUIC
 
 
 def _suite_info():
@@ -74,6 +75,7 @@ class Analyzer:
         self._keylog = self.options.keylog
         # called with the new number when a flow turns out to be TLS (tlsscope.parallel)
         self.on_detect: Callable[[int], None] | None = None
+        self._quic = None                       # QuicFlows, made with the first QUIC datagram
 
     # -- input -------------------------------------------------------------
     def feed(self, item) -> list[ConnectionReport]:
@@ -82,6 +84,10 @@ class Analyzer:
             self.stats.segments += 1
             events = self.tcp.feed(item)
             return self._events(events) if events else []     # bare ACKs: no events
+        if t is Datagram:
+            events = self.tcp.tick(item.ts)        # one capture clock for both transports
+            out = self._events(events) if events else []
+            return out + self.datagram(item)
         if t is DecryptionSecrets:
             self._secrets(item)
         elif t is CaptureNote:
@@ -89,7 +95,57 @@ class Analyzer:
         return []
 
     def finish(self) -> list[ConnectionReport]:
-        return self._events(self.tcp.finish())
+        return self._events(self.finish_events())
+
+    def finish_events(self) -> list:
+        """End of input: the close (and last data) events of every open flow, TCP and QUIC, in the
+        order the flows began."""
+        events = self.tcp.finish()
+        if self._quic is not None and len(self._quic):
+            events += self._quic.finish()
+            self._by_first_frame(events)
+        return events
+
+    # -- QUIC ---------------------------------------------------------------
+    def datagram(self, dg: Datagram) -> list[ConnectionReport]:
+        """One UDP datagram that may carry QUIC (the clock already moved to its time)."""
+        self.stats.datagrams += 1
+        q = self._quic
+        if q is None:
+            from .quic_connection import QuicFlows
+            q = self._quic = QuicFlows(self.tcp.reserve_id, idle_timeout=min(self.tcp.idle_timeout, 120.0),
+                                       suite_info=self._suite_info)
+            self.tcp.on_sweep = self._quic_sweep
+        closes: list = []
+        got = q.datagram(dg, closes)
+        out = self._events(closes) if closes else []
+        if got is None:
+            return out
+        fid, conn, new = got
+        if new:
+            self._conns[fid] = conn
+        if conn.state.is_tls and fid not in self._ids:
+            self._ids[fid] = self._next_id
+            self._next_id += 1
+            if self.on_detect is not None:
+                self.on_detect(self._next_id - 1)
+        return out
+
+    def _quic_sweep(self, now: float, events: list) -> None:
+        n = len(events)
+        self._quic.sweep(now, events)
+        if n and len(events) > n:
+            self._by_first_frame(events)
+
+    def _by_first_frame(self, events: list) -> None:
+        """Order close events by the first frame of their flow (a flow's own events stay together
+        and in order), as a split run merges them (tlsscope.parallel)."""
+        conns = self._conns
+
+        def first(ev) -> int:
+            c = conns.get(ev.flow_id)
+            return c.state.frame_first if c is not None else 0
+        events.sort(key=first)
 
     def _secrets(self, dsb: DecryptionSecrets) -> None:
         self.stats.secrets_blocks += 1

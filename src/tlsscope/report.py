@@ -52,6 +52,8 @@ class ConnectionReport:
     decryption: dict | None = None
     http: list = field(default_factory=list)
     starttls: dict | None = None
+    transport: str = "tcp"                    # "tcp" or "quic"
+    quic: dict | None = None                  # QUIC: version, connection ids, packets per kind and side
     _state: ConnectionState | None = None
 
     # -- convenience ------------------------------------------------------
@@ -114,6 +116,9 @@ def _handshake_complete(st: ConnectionState) -> bool:
         return False
     if st.finished["client"] and st.finished["server"]:
         return True
+    if st.quic is not None:
+        # a QUIC client sends 1-RTT packets only once it has sent its Finished (RFC 9001 §4.1.1)
+        return st.quic["packets"]["client"].get("1rtt", 0) >= 1
     if is_tls13(st.version):
         # Without keys the Finished messages are invisible: application data from both
         # sides (or the client's encrypted flight answered) shows the handshake completed.
@@ -198,7 +203,7 @@ def build_report(conn_id: int, st: ConnectionState) -> ConnectionReport:
         certificates=certs, alerts=list(st.alerts), timeline=st.timeline, findings=list(st.findings),
         end=_end_description(st, handshake_complete), handshake_complete=handshake_complete,
         application_data=app, http=[{"from": f, "line": l} for f, l in st.http], starttls=starttls,
-        _state=st)
+        transport="tcp" if st.quic is None else "quic", quic=st.quic, _state=st)
     if st.decryption is not None:
         try:
             rep.decryption = st.decryption.status()
@@ -337,6 +342,7 @@ def _json_head(r: ConnectionReport) -> dict:
         "id": r.id,
         "client": {"ip": r.client.ip, "port": r.client.port},
         "server": {"ip": r.server.ip, "port": r.server.port},
+        "transport": r.transport,
         "start": _iso(r.ts_start), "ts_start": r.ts_start, "ts_end": r.ts_end,
         "sni": r.sni,
         "client_hello": client_hello_json(r.client_hello),
@@ -367,6 +373,7 @@ def _json_tail(r: ConnectionReport) -> dict:
         "decryption": r.decryption,
         "http": r.http,
         "starttls": r.starttls,
+        "quic": r.quic,
     }
     d.update(r.fingerprints)
     return d

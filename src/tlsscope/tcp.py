@@ -23,6 +23,7 @@ from __future__ import annotations
 from bisect import bisect_right, insort
 from collections import OrderedDict, deque
 from dataclasses import dataclass
+from typing import Callable
 
 from .model import ACK, FIN, RST, SYN, Endpoint, Segment
 
@@ -162,6 +163,9 @@ class TcpReassembler:
         self._now = float("-inf")
         # capture time at which the next idle sweep is due (a sharded reader wakes the clock then)
         self.next_sweep = float("-inf")
+        # called as on_sweep(now, events) at each idle sweep: other transports' flows (QUIC) age
+        # on the same clock, so that they close at the same packets however the capture is split
+        self.on_sweep: Callable[[float, list], None] | None = None
         self._c = dict.fromkeys(
             ("flows", "gaps", "gap_bytes", "retransmissions", "out_of_order",
              "overlap_mismatches", "buffer_overflows", "after_close", "reused",
@@ -402,6 +406,14 @@ class TcpReassembler:
                 self._c["idle_closed"] += 1
                 self._close(fl, "idle", fl.last_ts, fl.last_frame, events)
                 self._forget(fl)
+        if self.on_sweep is not None:
+            self.on_sweep(now, events)
+
+    def reserve_id(self) -> int:
+        """A flow id for a flow of another transport (QUIC): ids are unique across transports."""
+        fid = self._next_id
+        self._next_id += 1
+        return fid
 
     # -- one direction ---------------------------------------------------------
     @staticmethod

@@ -27,6 +27,11 @@ def describe_message(entry) -> str:
     if entry.error:
         parts.append(f"MALFORMED: {entry.error}")
         return " · ".join(parts)
+    if name.startswith("QUIC "):
+        # Handshake/0-RTT packets of a QUIC connection, coalesced: readable only with keys
+        n = f"{entry.count} packets, " if entry.count > 1 else ""
+        return f"{name}s · {n}{entry.length} bytes encrypted" if entry.count > 1 else \
+            f"{name} · {entry.length} bytes encrypted"
     if entry.content_type == 23:
         tail = "decrypted" if entry.decrypted else "encrypted"
         n = f"{entry.count} records, " if entry.count > 1 else ""
@@ -125,9 +130,16 @@ def certificate_line(info) -> str:
     return " · ".join(bits)
 
 
+def quic_version_name(version: int) -> str:
+    return {1: "QUIC v1", 0x6B3343CF: "QUIC v2"}.get(version, f"QUIC 0x{version:08x}")
+
+
 def connection_facts(r) -> list[str]:
     """The negotiated facts of a connection, as the text view and the ladder show them."""
     facts = [version_name(r.version) if r.version is not None else "no ServerHello"]
+    quic = getattr(r, "quic", None)
+    if quic is not None:
+        facts.insert(0, quic_version_name(quic["version"]))
     if r.cipher_suite is not None:
         facts.append(cipher_suite_name(r.cipher_suite))
     if r.group is not None:

@@ -81,7 +81,9 @@ def render_report(r, *, verbose: bool = False) -> Group:
     for side in ("server", "client"):
         certs = r.certificates.get(side)
         if certs is None:
-            tree.add(Text(f"{side} certificates: not visible (TLS 1.3 encrypts them; give --keylog)", style="dim"))
+            why = ("QUIC Handshake packets are encrypted; tlsscope does not decrypt QUIC yet" if r.quic is not None
+                   else "TLS 1.3 encrypts them; give --keylog")
+            tree.add(Text(f"{side} certificates: not visible ({why})", style="dim"))
         elif certs:
             cn = tree.add(Text(f"{side} certificates ({len(certs)})", style="bold"))
             for c in certs:

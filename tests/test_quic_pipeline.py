@@ -1,0 +1,120 @@
+"""QUIC connections through the whole pipeline: Datagrams in, ConnectionReports out.
+
+The packets are built here (tests/test_quic.py's builders: real AEAD and header protection), so
+every path is exercised on purpose: a handshake refused with a TLS alert in CONNECTION_CLOSE,
+Handshake and 1-RTT packets counted, idle ageing on the shared capture clock, a full flow table,
+JSON and summary output.
+"""
+
+from __future__ import annotations
+
+import json
+
+from test_pipeline_fuzz import CH as CLIENT_HELLO_RECORD
+from test_quic import crypto_frame, long_packet, protect_initial, varint
+from tlsscope.model import Datagram, Segment
+from tlsscope.pipeline import Analyzer, Options, analyze
+from tlsscope.quic import QUIC_V1
+from tlsscope.render.lines import line_renderer
+
+CH = CLIENT_HELLO_RECORD[5:]            # the handshake message without its record header
+C, S = ("10.0.0.1", 50000), ("10.0.0.2", 443)
+
+
+def _server_hello() -> bytes:
+    exts = b"\x00\x2b\x00\x02\x03\x04" + b"\x00\x33\x00\x24\x00\x1d\x00\x20" + b"k" * 32
+    body = b"\x03\x03" + b"r" * 32 + b"\x20" + b"S" * 32 + b"\x13\x01\x00" + len(exts).to_bytes(2, "big") + exts
+    return b"\x02" + len(body).to_bytes(3, "big") + body
+
+
+SH = _server_hello()
+
+
+def dg(ts: float, frame: int, payload: bytes, to_server: bool = True, client=C, server=S) -> Datagram:
+    a, b = (client, server) if to_server else (server, client)
+    return Datagram(ts, frame, a[0], b[0], a[1], b[1], payload)
+
+
+def initial(dcid: bytes, from_client: bool, pn: int, frames: bytes, scid: bytes = b"") -> bytes:
+    return protect_initial(QUIC_V1, dcid, from_client, pn, frames, scid=scid, pad_to=1200 if from_client else 0)
+
+
+def connection_close(code: int, reason: bytes = b"") -> bytes:
+    return b"\x1c" + varint(code) + varint(6) + varint(len(reason)) + reason
+
+
+def test_handshake_refused_with_a_tls_alert():
+    odcid = bytes(range(8))
+    items = [
+        dg(1.0, 1, initial(odcid, True, 0, crypto_frame(0, CH), scid=b"cc")),
+        # handshake_failure (40) as a QUIC CRYPTO_ERROR (0x100 + alert), RFC 9001 §4.8
+        dg(1.1, 2, initial(odcid, False, 0, connection_close(0x100 + 40, b"no common suite"), scid=b"ss"),
+           to_server=False),
+    ]
+    (r,) = list(analyze(items, Options()))
+    assert r.transport == "quic" and r.quic["version"] == QUIC_V1 and r.quic["original_dcid"] == odcid.hex()
+    assert r.quic["packets"]["client"]["initial"] == 1 and r.quic["packets"]["server"]["initial"] == 1
+    assert r.sni == "example.com" and r.server_hello is None
+    assert [(a.from_client, a.level, a.description) for a in r.alerts] == [(False, 2, 40)]
+    assert r.end == "fatal alert handshake_failure from server"
+    assert "alert_handshake_failure" in {f.code for f in r.findings}
+    assert r.fingerprints["ja4"].startswith("q13d")
+    j = json.loads(line_renderer("json")(r))
+    assert j["transport"] == "quic" and j["quic"]["server_scid"] == b"ss".hex()
+    assert "  QUIC  " in line_renderer("summary")(r)
+
+
+def test_full_handshake_counted_and_completed():
+    odcid = b"\x11" * 8
+    hs = long_packet(QUIC_V1, "handshake", b"cc", b"ss", b"\x00" * 300)
+    one_rtt = bytes([0x40]) + b"cc" + b"\x00" * 60
+    items = [
+        dg(1.0, 1, initial(odcid, True, 0, crypto_frame(0, CH[:100]), scid=b"cc")),
+        dg(1.0, 2, initial(odcid, True, 1, crypto_frame(100, CH[100:]), scid=b"cc")),   # CH split in two
+        dg(1.1, 3, initial(odcid, False, 0, crypto_frame(0, SH), scid=b"ss") + hs + hs, to_server=False),
+        dg(1.2, 4, long_packet(QUIC_V1, "handshake", b"ss", b"cc", b"\x00" * 80) + one_rtt),
+        dg(1.3, 5, one_rtt, to_server=False),
+    ]
+    (r,) = list(analyze(items, Options()))
+    assert r.version == 0x0304 and r.cipher_suite == 0x1301 and r.sni == "example.com"
+    assert r.quic["packets"]["server"]["handshake"] == 2 and r.quic["packets"]["client"]["1rtt"] == 1
+    assert r.handshake_complete
+    names = [e.name for e in r.timeline]
+    assert names == ["ClientHello", "ServerHello", "QUIC Handshake packet", "QUIC Handshake packet"]
+    assert r.timeline[2].count == 2 and not r.timeline[2].from_client and r.timeline[3].from_client
+    assert r.certificates["server"] is None          # in encrypted Handshake packets
+
+
+def test_idle_connections_close_on_the_capture_clock():
+    """A QUIC connection silent for longer than the idle timeout is reported when a later packet
+    (here a TCP segment of another flow) moves the clock past an idle sweep."""
+    an = Analyzer(Options())
+    out = an.feed(dg(0.0, 1, initial(b"\x22" * 8, True, 0, crypto_frame(0, CH))))
+    assert out == []
+    syn = Segment(500.0, 2, "10.9.9.9", "10.9.9.8", 1234, 80, 1, 0, 0x02, b"")
+    out = an.feed(syn)
+    assert len(out) == 1 and out[0].transport == "quic" and out[0].end.startswith("idle timeout")
+    assert an.finish() == []                      # the TCP flow has no TLS; nothing left open
+
+
+def test_full_flow_table_evicts_the_oldest():
+    an = Analyzer(Options())
+    an.feed(dg(0.0, 1, initial(b"\x33" * 8, True, 0, crypto_frame(0, CH)), client=("10.0.0.5", 1000)))
+    an._quic.max_flows = 1
+    out = an.feed(dg(0.1, 2, initial(b"\x44" * 8, True, 0, crypto_frame(0, CH)), client=("10.0.0.6", 1001)))
+    assert [r.client.port for r in out] == [1000] and out[0].end.startswith("evicted")
+    rest = an.finish()
+    assert [r.client.port for r in rest] == [1001] and rest[0].end.startswith("capture ended")
+    assert [r.id for r in out + rest] == [1, 2]
+
+
+def test_not_quic_and_undecryptable_first_packets_open_nothing():
+    an = Analyzer(Options())
+    # a Handshake packet of a connection whose start was not captured: nothing to read
+    assert an.feed(dg(0.0, 1, long_packet(QUIC_V1, "handshake", b"cc", b"ss", b"\x00" * 40))) == []
+    # an "Initial" whose payload does not decrypt (fake or damaged): no connection, no TLS
+    fake = bytearray(initial(b"\x55" * 8, True, 0, crypto_frame(0, CH)))
+    fake[-1] ^= 1
+    assert an.feed(dg(0.1, 2, bytes(fake))) == []
+    assert an.finish() == []
+    assert an.stats.tls_connections == 0 and an.stats.datagrams == 2
