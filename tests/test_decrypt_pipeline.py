@@ -64,7 +64,9 @@ def _corpus_cases() -> list[Case]:
         if not (c.get("keys") or c.get("key_verification")):
             continue
         odd = [t for t in ("DTLS", "QUIC") if t in c.get("tags", ())]
-        why = {"DTLS": "DTLS is not decoded", "QUIC": "QUIC is read from its Initial packets, not decrypted"}
+        why = {"DTLS": "DTLS records are decoded, not decrypted",
+               "QUIC": "QUIC's handshake is decrypted (test_quic_pipeline.py, test_tshark_udp.py), its "
+                       "application streams are not followed"}
         skip = f"{odd[0]}: {why[odd[0]]}" if odd else None
         dsb = "TLS-keylog" in ((c.get("tshark") or {}).get("dsb") or ())
         cases.append(Case(c["id"], CORPUS / c["file"], tuple(CORPUS / k for k in c.get("keys", ())), skip, dsb))

@@ -374,12 +374,16 @@ def test_udp_that_looks_like_quic_is_a_datagram():
     assert d.payload == body
 
 
-def test_other_udp_is_dropped_at_the_edge():
-    dns = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01"
+def test_udp_edge_filter():
+    """The edge passes what may be QUIC (fixed bit: long and short headers) or DTLS (content types 20-25,
+    DTLS 1.3 unified headers 001xxxxx); the core keeps only datagrams of flows it opened."""
+    from tlsscope.model import Datagram
+    dns = b"\x12\x04\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01"
     assert decode_frame(1, ether(ipv4(udp(dns, dport=53), proto=17)), 0, 1, None) is None
-    # a long header of an unknown version, a short header, too short
-    assert decode_frame(1, ether(ipv4(udp(bytes([0xC3]) + b"\x0a\x0a\x0a\x0a" + b"\x00" * 40), proto=17)),
-                        0, 1, None) is None
-    assert decode_frame(1, ether(ipv4(udp(b"\x40" + b"\x00" * 40), proto=17)), 0, 1, None) is None
-    assert decode_frame(1, ether(ipv4(udp(b"\xc3\x00"), proto=17)), 0, 1, None) is None
+    for first in (0x40, 0x5f, 0xc3, 0x16, 0x17, 0x2c):
+        d = decode_frame(1, ether(ipv4(udp(bytes([first]) + b"\x00" * 40), proto=17)), 0, 1, None)
+        assert type(d) is Datagram, hex(first)
+    for first in (0x00, 0x13, 0x1a, 0x1f):
+        assert decode_frame(1, ether(ipv4(udp(bytes([first]) + b"\x00" * 40), proto=17)), 0, 1, None) is None
+    assert decode_frame(1, ether(ipv4(udp(b"\xc3\x00"), proto=17)), 0, 1, None) is None     # too short
     assert decode_frame(1, ether(ipv4(b"\x00" * 5, proto=17)), 0, 1, None) is None

@@ -304,6 +304,7 @@ def test_merge_forgets_filtered_connections(mixed):
 def _quic_flows() -> list[list]:
     """The QUIC datagrams of a few corpus captures, per UDP address pair, in capture order."""
     from tlsscope.model import Datagram
+    from tlsscope.quic import looks_like_quic, split_datagram
     flows: dict[tuple, list] = {}
     for name in ("syncsynchalt_illustrated-quic/captures/capture.pcap", "FoxIO-LLC_ja4/pcap/tls3.pcapng",
                  "FoxIO-LLC_ja4/pcap/tls-handshake.pcapng"):
@@ -312,7 +313,9 @@ def _quic_flows() -> list[list]:
                 if item.__class__ is Datagram:
                     a, b = (item.src, item.sport), (item.dst, item.dport)
                     flows.setdefault((name, min(a, b), max(a, b)), []).append(item)
-    return list(flows.values())
+    # the QUIC ones: opened by an Initial (the capture edge also passes other UDP that might be QUIC/DTLS)
+    return [dgs for dgs in flows.values()
+            if looks_like_quic(dgs[0].payload) and split_datagram(dgs[0].payload)[0].kind == "initial"]
 
 
 def _udp_frame(payload: bytes, sport: int, dport: int, to_server: bool) -> bytes:

@@ -80,8 +80,11 @@ def test_full_handshake_counted_and_completed():
     assert r.quic["packets"]["server"]["handshake"] == 2 and r.quic["packets"]["client"]["1rtt"] == 1
     assert r.handshake_complete
     names = [e.name for e in r.timeline]
-    assert names == ["ClientHello", "ServerHello", "QUIC Handshake packet", "QUIC Handshake packet"]
+    assert names == ["ClientHello", "ServerHello", "QUIC Handshake packet", "QUIC Handshake packet",
+                     "QUIC 1-RTT packet", "QUIC 1-RTT packet"]
     assert r.timeline[2].count == 2 and not r.timeline[2].from_client and r.timeline[3].from_client
+    assert [e.from_client for e in r.timeline[4:]] == [True, False]
+    assert not any(e.decrypted for e in r.timeline)        # no key log
     assert r.certificates["server"] is None          # in encrypted Handshake packets
 
 
@@ -100,7 +103,7 @@ def test_idle_connections_close_on_the_capture_clock():
 def test_full_flow_table_evicts_the_oldest():
     an = Analyzer(Options())
     an.feed(dg(0.0, 1, initial(b"\x33" * 8, True, 0, crypto_frame(0, CH)), client=("10.0.0.5", 1000)))
-    an._quic.max_flows = 1
+    an._udp[0].max_flows = 1          # the QUIC table
     out = an.feed(dg(0.1, 2, initial(b"\x44" * 8, True, 0, crypto_frame(0, CH)), client=("10.0.0.6", 1001)))
     assert [r.client.port for r in out] == [1000] and out[0].end.startswith("evicted")
     rest = an.finish()
@@ -118,3 +121,47 @@ def test_not_quic_and_undecryptable_first_packets_open_nothing():
     assert an.feed(dg(0.1, 2, bytes(fake))) == []
     assert an.finish() == []
     assert an.stats.tls_connections == 0 and an.stats.datagrams == 2
+
+
+# -- with the key log: Handshake and 1-RTT packets opened (corpus captures) -------------------------
+
+def test_key_log_opens_handshake_and_1rtt_packets():
+    from conftest import CORPUS, need_corpus
+    import tlsscope
+    need_corpus()
+    d = CORPUS / "syncsynchalt_illustrated-quic/captures"
+    (plain,) = list(tlsscope.read(d / "capture.pcap"))
+    assert plain.certificates["server"] is None and plain.decryption is None and plain.alpn is None
+    (r,) = list(tlsscope.read(d / "capture.pcap", keylog=str(d / "keylog.txt")))
+    assert [c.subject for c in r.certificates["server"]] == ["CN=example.ulfheim.net,C=US"]
+    assert r.alpn == "ping/1.0"                       # answered in EncryptedExtensions
+    assert r.state.finished == {"client": True, "server": True} and r.handshake_complete
+    decrypted = [e.name for e in r.timeline if e.decrypted and e.content_type == 22 and e.message is not None]
+    assert decrypted == ["EncryptedExtensions", "Certificate", "CertificateVerify", "Finished", "Finished"]
+    dec = r.decryption
+    assert dec["failures"] == 0 and dec["records_decrypted"] >= 8 and len(dec["keys_found"]) == 4
+    assert r.state.stats["client"].app_plaintext_bytes == 4      # "ping" in a STREAM frame
+    assert r.end == "QUIC CONNECTION_CLOSE from server (NO_ERROR)"
+    assert r.certificate_checks is None
+    checked = next(iter(tlsscope.read(d / "capture.pcap", keylog=str(d / "keylog.txt"),
+                                      ca=str(CORPUS / "syncsynchalt_illustrated-tls12/client/ca.crt"))))
+    chk = checked.certificate_checks["server"]
+    # "Example CA" signed it, but the leaf expired in 2019 and the capture is from 2022: checked at
+    # capture time, as `openssl verify -attime` does
+    assert chk.status == "failed" and chk.openssl_status == "certificate has expired"
+    assert "cert_expired" in {f.code for f in chk.findings}
+
+
+def test_embedded_secrets_open_quic_and_name_alpn_of_tls13():
+    """chrome-cloudflare-quic-with-secrets.pcapng carries its key log in a Decryption Secrets Block:
+    the QUIC connection's Handshake packets open (a CompressedCertificate), and both connections
+    report the ALPN their server chose in EncryptedExtensions (h2 over TCP, h3 over QUIC)."""
+    from conftest import CORPUS, need_corpus
+    import tlsscope
+    need_corpus()
+    by = {r.transport: r for r in tlsscope.read(CORPUS / "FoxIO-LLC_ja4/pcap/chrome-cloudflare-quic-with-secrets.pcapng")}
+    q, t = by["quic"], by["tcp"]
+    assert q.decryption["failures"] == 0 and q.decryption["records_decrypted"] > 10
+    assert "CompressedCertificate" in [e.name for e in q.timeline if e.decrypted]
+    assert (t.alpn, q.alpn) == ("h2", "h3")
+    assert q.quic["close"]["from"] == "client"

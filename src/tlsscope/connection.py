@@ -163,20 +163,39 @@ class TlsConnection:
             return
         self._detect(from_a, side, data, ts, frame)
 
-    def handshake_data(self, from_a: bool, data: bytes, offset: int, ts: float, frame: int) -> None:
+    def handshake_data(self, from_a: bool, data: bytes, offset: int, ts: float, frame: int, *,
+                       decrypted: bool = False) -> None:
         """Handshake bytes that come without TLS records: a QUIC CRYPTO stream (RFC 9001 §4), in
-        stream order from ``offset``. Decoded, checked and kept exactly as from records."""
+        stream order from ``offset``; ``decrypted`` for those of a protected level (Handshake packets
+        opened with the key log). Decoded, checked and kept exactly as from records."""
         if not data:
             return
         self.state.ts_last = ts
         self.state.is_tls = True
         side = self._a if from_a else self._b
         side.seen_data = True
-        for msg in side.hs.feed(data, offset, ts, frame):
+        if decrypted:
+            if side.hs_dec is None:
+                side.hs_dec = HandshakeDefragmenter()
+            defrag = side.hs_dec
+        else:
+            defrag = side.hs
+        for msg in defrag.feed(data, offset, ts, frame):
             if type(msg) is HandshakeNote:
                 self._hs_note(from_a, msg)
             else:
-                self._handshake(from_a, msg, decrypted=False)
+                self._handshake(from_a, msg, decrypted=decrypted)
+
+    def record(self, from_a: bool, content_type: int, version: int, fragment: bytes, offset: int, ts: float,
+               frame: int) -> None:
+        """One record framed elsewhere (a DTLS record, its header removed): the same checks and
+        timeline as a TLS record. Handshake records in clear go through handshake_data instead,
+        since DTLS frames handshake fragments differently."""
+        self.state.ts_last = ts
+        self.state.is_tls = True
+        side = self._a if from_a else self._b
+        side.seen_data = True
+        self._records(from_a, [rl.Record(content_type, version, fragment, offset, ts, frame)])
 
     def gap(self, from_a: bool, missing: int, ts: float, frame: int) -> None:
         side = self._side(from_a)

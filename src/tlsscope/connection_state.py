@@ -95,3 +95,4 @@ class ConnectionState:
     http_notes: list = field(default_factory=list)  # (code, message) from decrypted HTTP (nginx mTLS errors)
     swapped: bool = False                           # the TCP responder is the TLS client
     quic: dict | None = None                        # QUIC connections: version, connection ids, packets
+    dtls: dict | None = None                        # DTLS connections: record version, cookies, records

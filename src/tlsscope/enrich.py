@@ -43,8 +43,8 @@ def certificate_checks(report: "ConnectionReport", options: "Options") -> dict:
                 # nothing encrypted ever came from the client: it cannot have sent a certificate
                 checks[side] = absent("the client sent nothing encrypted after ServerHello, so no certificate")
             elif report.quic is not None:
-                checks[side] = not_visible("QUIC carries certificates in encrypted Handshake packets "
-                                           "(tlsscope does not decrypt QUIC yet)")
+                checks[side] = not_visible("QUIC carries certificates in encrypted Handshake packets: "
+                                           "give --keylog")
             else:
                 checks[side] = not_visible("TLS 1.3 encrypts certificates: give --keylog")
         elif report.resumed:
@@ -98,8 +98,8 @@ def fingerprints(report: "ConnectionReport") -> dict:
                  "ja4": None, "ja4_r": None, "ja4_o": None, "ja4_ro": None}
     ch = report.client_hello
     if ch is not None:
-        # JA4's first character names the transport: t (TCP) or q (QUIC)
-        transport = "q" if report.transport == "quic" else "t"
+        # JA4's first character names the transport: t (TCP), q (QUIC) or d (DTLS)
+        transport = {"quic": "q", "dtls": "d"}.get(report.transport, "t")
         key = _client_fingerprint_key(ch, transport)
         got = _ja_client.get(key)
         if got is None:

@@ -75,7 +75,7 @@ class Analyzer:
         self._keylog = self.options.keylog
         # called with the new number when a flow turns out to be TLS (tlsscope.parallel)
         self.on_detect: Callable[[int], None] | None = None
-        self._quic = None                       # QuicFlows, made with the first QUIC datagram
+        self._udp: list = []                    # QuicFlows and DtlsFlows, made with the first datagram
 
     # -- input -------------------------------------------------------------
     def feed(self, item) -> list[ConnectionReport]:
@@ -98,26 +98,40 @@ class Analyzer:
         return self._events(self.finish_events())
 
     def finish_events(self) -> list:
-        """End of input: the close (and last data) events of every open flow, TCP and QUIC, in the
-        order the flows began."""
+        """End of input: the close (and last data) events of every open flow, TCP, QUIC and DTLS,
+        in the order the flows began."""
         events = self.tcp.finish()
-        if self._quic is not None and len(self._quic):
-            events += self._quic.finish()
+        if self._udp and any(len(t) for t in self._udp):
+            for t in self._udp:
+                events += t.finish()
             self._by_first_frame(events)
         return events
 
-    # -- QUIC ---------------------------------------------------------------
+    # -- QUIC and DTLS --------------------------------------------------------
     def datagram(self, dg: Datagram) -> list[ConnectionReport]:
-        """One UDP datagram that may carry QUIC (the clock already moved to its time)."""
+        """One UDP datagram that may carry QUIC or DTLS (the clock already moved to its time)."""
         self.stats.datagrams += 1
-        q = self._quic
-        if q is None:
+        tables = self._udp
+        if not tables:
+            from .dtls_connection import DtlsFlows
             from .quic_connection import QuicFlows
-            q = self._quic = QuicFlows(self.tcp.reserve_id, idle_timeout=min(self.tcp.idle_timeout, 120.0),
-                                       suite_info=self._suite_info)
-            self.tcp.on_sweep = self._quic_sweep
+            idle = min(self.tcp.idle_timeout, 120.0)
+            tables = self._udp = [
+                QuicFlows(self.tcp.reserve_id, idle_timeout=idle, suite_info=self._suite_info,
+                          keylog=lambda: self._keylog),
+                DtlsFlows(self.tcp.reserve_id, idle_timeout=idle, suite_info=self._suite_info)]
+            self.tcp.on_sweep = self._udp_sweep
         closes: list = []
-        got = q.datagram(dg, closes)
+        got = None
+        for t in tables:
+            if t.knows(dg):
+                got = t.datagram(dg, closes)
+                break
+        else:
+            for t in tables:                 # a new flow, if the datagram starts a handshake
+                got = t.datagram(dg, closes)
+                if got is not None:
+                    break
         out = self._events(closes) if closes else []
         if got is None:
             return out
@@ -131,9 +145,10 @@ class Analyzer:
                 self.on_detect(self._next_id - 1)
         return out
 
-    def _quic_sweep(self, now: float, events: list) -> None:
+    def _udp_sweep(self, now: float, events: list) -> None:
         n = len(events)
-        self._quic.sweep(now, events)
+        for t in self._udp:
+            t.sweep(now, events)
         if n and len(events) > n:
             self._by_first_frame(events)
 

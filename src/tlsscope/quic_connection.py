@@ -2,30 +2,29 @@
 
 QUIC carries the TLS 1.3 handshake in CRYPTO frames instead of records (RFC 9001 §4). Initial
 packets are protected with keys that anyone can derive from the client's first Destination
-Connection ID (RFC 9001 §5.2), so the ClientHello and ServerHello are readable without secrets;
-what follows (Handshake and 1-RTT packets) is only counted.
+Connection ID (RFC 9001 §5.2), so the ClientHello and ServerHello are readable without secrets.
+Handshake and 1-RTT packets are counted, and decrypted when the key log holds the connection's
+secrets (looked up by the ClientHello's random once the ServerHello names the suite): then the
+server's certificates, both Finished and the application's closing show as over TCP.
 
 A UDP address pair becomes a QUIC connection when a datagram starting with an Initial packet
 arrives on it; its sender is the client. The CRYPTO stream of each direction is reassembled
 (:class:`tlsscope.quic.CryptoStream`) and fed to a :class:`~tlsscope.connection.TlsConnection`,
 so handshake messages are decoded, checked and reported exactly as over TCP.
 
-QUIC has no FIN: a connection ends when idle (aged on the TCP reassembler's clock, see
-``TcpReassembler.on_sweep``), when the flow table is full, or at the end of the capture. Closing
-is announced with the TCP close event, so the pipeline reports both transports alike.
+Flows, their ageing and closing are those of :mod:`tlsscope.udp_flows`.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Callable
 
 from .connection import TlsConnection
 from .connection_state import Alert, TimelineEntry
 from .findings import Severity
-from .model import Datagram, Endpoint
-from .quic import CryptoStream, InitialDecoder, split_datagram
-from .tcp import TcpClose
+from .model import Datagram
+from .quic import CryptoStream, InitialDecoder, looks_like_quic, split_datagram
+from .udp_flows import UdpFlow, UdpFlowTable
 
 ALERT, HANDSHAKE = 21, 22
 # CONNECTION_CLOSE error codes 0x0100-0x01ff carry a TLS alert (RFC 9001 §4.8)
@@ -33,177 +32,191 @@ CRYPTO_ERROR_BASE = 0x0100
 KINDS = ("initial", "0rtt", "handshake", "retry", "version_negotiation", "1rtt")
 
 
-class _QuicFlow:
-    __slots__ = ("fid", "conn", "decoder", "crypto", "delivered", "overflow_told", "key_c", "key_s",
-                 "last_ts", "last_frame", "info", "errors")
+# key log labels of the secrets of each packet protection level (RFC 9001 §5.1)
+_SECRETS = (("handshake", True, "CLIENT_HANDSHAKE_TRAFFIC_SECRET"),
+            ("handshake", False, "SERVER_HANDSHAKE_TRAFFIC_SECRET"),
+            ("1rtt", True, "CLIENT_TRAFFIC_SECRET_0"),
+            ("1rtt", False, "SERVER_TRAFFIC_SECRET_0"))
+_ENCRYPTED_NAMES = {"handshake": "QUIC Handshake packet", "0rtt": "QUIC 0-RTT packet", "1rtt": "QUIC 1-RTT packet"}
+
+
+class _QuicFlow(UdpFlow):
+    __slots__ = ("decoder", "crypto", "delivered", "overflow_told", "info", "errors", "keys", "decrypted",
+                 "failures", "problems")
 
     def __init__(self, fid: int, conn: TlsConnection, decoder: InitialDecoder, key_c: tuple, key_s: tuple,
                  ts: float, frame: int, info: dict):
-        self.fid = fid
-        self.conn = conn
+        super().__init__(fid, conn, key_c, key_s, ts, frame)
         self.decoder = decoder
-        self.crypto = (CryptoStream(), CryptoStream())     # client, server
-        self.delivered = [0, 0]                             # CRYPTO bytes handed on, per direction
-        self.overflow_told = [False, False]
-        self.key_c = key_c
-        self.key_s = key_s
-        self.last_ts = ts
-        self.last_frame = frame
+        # one CRYPTO stream per level and direction (each level's offsets start at 0)
+        self.crypto = {(lvl, c): CryptoStream() for lvl in ("initial", "handshake") for c in (True, False)}
+        self.delivered = dict.fromkeys(self.crypto, 0)
+        self.overflow_told: set = set()
         self.info = info
         self.errors = 0
+        self.keys: list[str] | None = None      # key log labels installed (None: not looked up yet)
+        self.decrypted = 0                      # packets opened with key-log keys
+        self.failures = 0
+        self.problems: list[str] = []
+
+    def status(self) -> dict:
+        """The report's "decryption" entry (the shape ConnectionDecryptor.status gives over TCP)."""
+        return {"keys_found": sorted(self.keys or ()), "used": self.decrypted > 0, "method": "quic",
+                "version": self.conn.state.version, "cipher_suite": self.conn.state.cipher_suite,
+                "records_decrypted": self.decrypted, "failures": self.failures, "early_data_skipped": 0,
+                "finished_verified": {}, "problems": list(self.problems)}
 
 
-class QuicFlows:
+class QuicFlows(UdpFlowTable):
     """Every QUIC connection of a capture, by UDP address pair (bounded)."""
 
     def __init__(self, new_id: Callable[[], int], *, idle_timeout: float = 120.0, max_flows: int = 50_000,
-                 suite_info=None, decryptor_factory: Callable[[], object] | None = None):
-        self._new_id = new_id
-        self.idle_timeout = idle_timeout
-        self.max_flows = max_flows
-        self._suite_info = suite_info
-        self._by_key: dict[tuple, tuple[_QuicFlow, bool]] = {}
-        self._flows: OrderedDict[int, _QuicFlow] = OrderedDict()
-        self.datagrams = 0
+                 suite_info=None, keylog: Callable[[], object] | None = None):
+        super().__init__(new_id, idle_timeout=idle_timeout, max_flows=max_flows, suite_info=suite_info)
+        self._keylog = keylog or (lambda: None)
 
-    def __len__(self) -> int:
-        return len(self._flows)
+    def opens(self, dg: Datagram):
+        """Only a client's Initial opens a connection we can read."""
+        if not looks_like_quic(dg.payload):
+            return None
+        packets = split_datagram(dg.payload)
+        if not packets or packets[0].kind != "initial" or packets[0].error is not None:
+            return None
+        return packets[0]
 
-    # -- input -----------------------------------------------------------------
-    def datagram(self, dg: Datagram, closes: list) -> tuple[int, TlsConnection, bool] | None:
-        """Read one datagram. Returns (flow id, connection, new) when it belongs to a QUIC connection
-        (``new``: it opened it); closes of flows pushed out of a full table go to ``closes``."""
-        self.datagrams += 1
-        key = (dg.src, dg.sport, dg.dst, dg.dport)
-        ent = self._by_key.get(key)
-        new = False
-        if ent is None:
-            packets = split_datagram(dg.payload)
-            if not packets or packets[0].kind != "initial" or packets[0].error is not None:
-                return None      # only a client's Initial opens a connection we can read
-            flow = self._open(dg, key, packets[0], closes)
-            from_client = True
-            new = True
-        else:
-            flow, from_client = ent
-        flow.last_ts = dg.ts
-        flow.last_frame = dg.frame
-        self._read(flow, dg, from_client)
-        return flow.fid, flow.conn, new
-
-    def _open(self, dg: Datagram, key: tuple, first, closes: list) -> _QuicFlow:
-        while len(self._flows) >= self.max_flows:
-            _, old = self._flows.popitem(last=False)
-            self._forget(old)
-            closes.append(self._closing(old, "evicted"))
-        fid = self._new_id()
-        client, server = Endpoint(dg.src, dg.sport), Endpoint(dg.dst, dg.dport)
-        conn = TlsConnection(fid, client, server, dg.ts, dg.frame, True, suite_info=self._suite_info)
+    def make(self, fid: int, conn: TlsConnection, key_c: tuple, key_s: tuple, dg: Datagram, first) -> _QuicFlow:
         info = {"version": first.version, "original_dcid": first.dcid.hex(),
                 "client_scid": first.scid.hex(), "server_scid": None,
                 "packets": {"client": dict.fromkeys(KINDS, 0), "server": dict.fromkeys(KINDS, 0)},
-                "undecryptable_initials": 0}
+                "undecryptable_initials": 0, "close": None}
         conn.state.quic = info
-        rev = (dg.dst, dg.dport, dg.src, dg.sport)
-        flow = _QuicFlow(fid, conn, InitialDecoder(first.version, first.dcid), key, rev, dg.ts, dg.frame, info)
-        self._flows[fid] = flow
-        self._by_key[key] = (flow, True)
-        self._by_key[rev] = (flow, False)
-        return flow
+        return _QuicFlow(fid, conn, InitialDecoder(first.version, first.dcid), key_c, key_s, dg.ts, dg.frame, info)
 
-    def _read(self, flow: _QuicFlow, dg: Datagram, from_client: bool) -> None:
+    def read(self, flow: _QuicFlow, dg: Datagram, from_client: bool) -> None:
         conn = flow.conn
-        who = "client" if from_client else "server"
-        counts = flow.info["packets"][who]
         side = conn._a if from_client else conn._b          # a: the client (it sent the first Initial)
         side.stats.bytes += len(dg.payload)
-        d = 0 if from_client else 1
-        stream = flow.crypto[d]
-        for pkt in flow.decoder.datagram(dg.payload, from_client):
-            kind = pkt.kind
-            counts[kind] = counts.get(kind, 0) + 1
-            side.stats.records += 1
-            if kind == "1rtt":
-                side.stats.app_records += 1
-                side.stats.app_bytes += pkt.length
-            elif kind == "handshake" or kind == "0rtt":
-                self._encrypted(conn, from_client, kind, pkt, dg)
-            if not from_client and pkt.scid and flow.info["server_scid"] is None and kind in ("initial", "handshake"):
-                flow.info["server_scid"] = pkt.scid.hex()
-            if pkt.error is not None:
-                if kind == "initial":
-                    flow.info["undecryptable_initials"] += 1
-                flow.errors += 1
-                conn._finding(Severity.MEDIUM, "quic_packet_unreadable",
-                              f"{who} QUIC {kind} packet in frame {dg.frame}: {pkt.error}")
-                continue
+        # packet by packet: keys installed after the ServerHello open the Handshake packets coalesced
+        # behind it in the same datagram
+        for pkt in flow.decoder.iter_datagram(dg.payload, from_client):
+            self._packet(flow, pkt, dg, from_client)
+
+    def _packet(self, flow: _QuicFlow, pkt, dg: Datagram, from_client: bool) -> None:
+        """One packet: counted, its CRYPTO data, its closing and its timeline entry."""
+        conn = flow.conn
+        who = "client" if from_client else "server"
+        side = conn._a if from_client else conn._b
+        kind = pkt.kind
+        counts = flow.info["packets"][who]
+        counts[kind] = counts.get(kind, 0) + 1
+        side.stats.records += 1
+        if not from_client and pkt.scid and flow.info["server_scid"] is None and kind in ("initial", "handshake"):
+            flow.info["server_scid"] = pkt.scid.hex()
+        if pkt.error is not None:
+            if kind == "initial":
+                flow.info["undecryptable_initials"] += 1
+            elif pkt.error.startswith("decryption failed"):
+                flow.failures += 1
+                if len(flow.problems) < 10:
+                    flow.problems.append(f"{who} {kind} packet in frame {dg.frame}: {pkt.error}")
+            flow.errors += 1
+            conn._finding(Severity.MEDIUM, "quic_packet_unreadable",
+                          f"{who} QUIC {kind} packet in frame {dg.frame}: {pkt.error}")
+            if kind in _ENCRYPTED_NAMES:
+                self._encrypted(conn, from_client, kind, pkt, dg, False)
+            return
+        decrypted = kind != "initial" and getattr(pkt, "decrypted", False)
+        if kind in _ENCRYPTED_NAMES:
+            self._encrypted(conn, from_client, kind, pkt, dg, decrypted)
+        if decrypted:
+            flow.decrypted += 1
+        if kind == "1rtt":
+            side.stats.app_records += 1
+            side.stats.app_bytes += pkt.length
+            if decrypted:
+                side.stats.app_plaintext_bytes += getattr(pkt, "stream_bytes", 0) + getattr(pkt, "datagram_bytes", 0)
+        level = "initial" if kind == "initial" else "handshake"
+        if pkt.crypto and (kind == "initial" or (kind == "handshake" and decrypted)):
+            d = (level, from_client)
+            stream = flow.crypto[d]
             for offset, data in pkt.crypto:
                 got = stream.add(offset, data)
                 if got:
-                    conn.handshake_data(from_client, got, flow.delivered[d], dg.ts, dg.frame)
+                    conn.handshake_data(from_client, got, flow.delivered[d], dg.ts, dg.frame,
+                                        decrypted=decrypted)
                     flow.delivered[d] += len(got)
-            if pkt.close is not None:
-                self._connection_close(conn, from_client, pkt.close, dg)
-        if stream.overflow and not flow.overflow_told[d]:
-            flow.overflow_told[d] = True
-            conn._finding(Severity.MEDIUM, "quic_crypto_overflow",
-                          f"{who} CRYPTO stream: more than {stream.max_pending} bytes wait behind a hole; "
-                          "frames beyond were dropped")
+            if stream.overflow and d not in flow.overflow_told:
+                flow.overflow_told.add(d)
+                conn._finding(Severity.MEDIUM, "quic_crypto_overflow",
+                              f"{who} {level} CRYPTO stream: more than {stream.max_pending} bytes wait behind a "
+                              "hole; frames beyond were dropped")
+            if flow.keys is None and conn.state.server_hello is not None:
+                self._install_keys(flow)
+        if pkt.close is not None:
+            self._connection_close(conn, from_client, pkt.close, dg, kind, decrypted)
+
+    def _install_keys(self, flow: _QuicFlow) -> None:
+        """Once the ServerHello names the suite: the key log's secrets for this ClientHello's random."""
+        st = flow.conn.state
+        keylog = self._keylog()
+        flow.keys = []
+        if keylog is None or st.client_hello is None or st.cipher_suite is None:
+            return
+        random = bytes(st.client_hello.random)
+        for level, from_client, label in _SECRETS:
+            secret = keylog.secret(random, label)
+            if secret is not None and flow.decoder.install(level, from_client, st.cipher_suite, secret):
+                flow.keys.append(label)
+        if flow.keys:
+            st.decryption = flow
+        elif len(keylog):
+            flow.problems.append("no secrets in the key log for this ClientHello's random")
+            st.decryption = flow
 
     @staticmethod
-    def _encrypted(conn: TlsConnection, from_client: bool, kind: str, pkt, dg: Datagram) -> None:
-        """Handshake/0-RTT packets need the key log: one coalesced timeline entry per run."""
-        name = "QUIC Handshake packet" if kind == "handshake" else "QUIC 0-RTT packet"
+    def _encrypted(conn: TlsConnection, from_client: bool, kind: str, pkt, dg: Datagram, decrypted: bool) -> None:
+        """Handshake, 0-RTT and 1-RTT packets: one coalesced timeline entry per run of one kind."""
+        name = _ENCRYPTED_NAMES[kind]
         tl = conn.state.timeline
         last = tl[-1] if tl else None
-        if last is not None and last.name == name and last.from_client == from_client:
+        if (last is not None and last.name == name and last.from_client == from_client
+                and last.decrypted == decrypted):
             last.count += 1
             last.length += pkt.length
             return
         conn._add(TimelineEntry(from_client, dg.ts, dg.frame, HANDSHAKE if kind == "handshake" else 23, None,
-                                name, True, length=pkt.length, offset=pkt.offset))
+                                name, True, decrypted, length=pkt.length, offset=pkt.offset))
 
     @staticmethod
-    def _connection_close(conn: TlsConnection, from_client: bool, close: tuple, dg: Datagram) -> None:
-        code, _frame_type, reason = close
-        if CRYPTO_ERROR_BASE <= code < CRYPTO_ERROR_BASE + 0x100:
-            alert = Alert(from_client, 2, code - CRYPTO_ERROR_BASE, False, False, dg.ts, dg.frame)
+    def _connection_close(conn: TlsConnection, from_client: bool, close: tuple, dg: Datagram, kind: str,
+                          decrypted: bool) -> None:
+        code, frame_type, reason = close
+        who = "client" if from_client else "server"
+        quic = conn.state.quic
+        if quic.get("close") is None:
+            quic["close"] = {"from": who, "error_code": code, "application": frame_type is None,
+                             "reason": reason or None, "frame": dg.frame}
+        if CRYPTO_ERROR_BASE <= code < CRYPTO_ERROR_BASE + 0x100 and frame_type is not None:
+            encrypted = kind != "initial"
+            alert = Alert(from_client, 2, code - CRYPTO_ERROR_BASE, encrypted, decrypted, dg.ts, dg.frame)
             conn.state.alerts.append(alert)
-            conn._add(TimelineEntry(from_client, dg.ts, dg.frame, ALERT, None, "Alert", False, False, 2,
+            conn._add(TimelineEntry(from_client, dg.ts, dg.frame, ALERT, None, "Alert", encrypted, decrypted, 2,
                                     message=alert))
+        elif frame_type is None:        # 0x1d: the application closed (HTTP/3 H3_NO_ERROR = 0x100, ...)
+            conn._finding(Severity.INFO, "quic_application_close",
+                          f"{who} closed the connection (application error 0x{code:x}"
+                          + (f": {reason}" if reason else "") + ")")
+        elif code == 0:
+            conn._finding(Severity.INFO, "quic_connection_close",
+                          f"{who} closed the connection (NO_ERROR" + (f": {reason})" if reason else ")"))
         else:
-            who = "client" if from_client else "server"
-            conn._finding(Severity.INFO if code == 0 else Severity.MEDIUM, "quic_connection_close",
-                          f"{who} closed the connection in an Initial packet: error 0x{code:x}"
+            conn._finding(Severity.MEDIUM, "quic_connection_close",
+                          f"{who} closed the connection: transport error 0x{code:x}"
                           + (f" ({reason})" if reason else ""))
 
-    # -- ageing ----------------------------------------------------------------
-    def sweep(self, now: float, events: list) -> None:
-        """Close the connections idle for longer than idle_timeout (called at each TCP sweep)."""
-        before = now - self.idle_timeout
-        for flow in [f for f in self._flows.values() if f.last_ts < before]:
-            del self._flows[flow.fid]
-            self._forget(flow)
-            events.append(self._closing(flow, "idle"))
-
-    def finish(self) -> list:
-        out = [self._closing(f, "end_of_capture") for f in self._flows.values()]
-        self._flows.clear()
-        self._by_key.clear()
-        return out
-
-    def _forget(self, flow: _QuicFlow) -> None:
-        for k in (flow.key_c, flow.key_s):
-            ent = self._by_key.get(k)
-            if ent is not None and ent[0] is flow:
-                del self._by_key[k]
-
-    @staticmethod
-    def _closing(flow: _QuicFlow, reason: str) -> TcpClose:
-        for i, who in enumerate(("client", "server")):
-            s = flow.crypto[i]
-            if s.dropped or s.mismatches:
+    def closing(self, flow: _QuicFlow) -> None:
+        for (level, from_client), stream in flow.crypto.items():
+            if stream.dropped or stream.mismatches:
                 flow.conn._finding(Severity.MEDIUM, "quic_crypto_stream",
-                                   f"{who} CRYPTO stream: {s.dropped} frame(s) dropped, {s.mismatches} overlap "
-                                   "mismatch(es)")
-        return TcpClose(flow.fid, flow.last_ts, flow.last_frame, reason)
+                                   f"{'client' if from_client else 'server'} {level} CRYPTO stream: "
+                                   f"{stream.dropped} frame(s) dropped, {stream.mismatches} overlap mismatch(es)")

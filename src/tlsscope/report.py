@@ -54,6 +54,7 @@ class ConnectionReport:
     starttls: dict | None = None
     transport: str = "tcp"                    # "tcp" or "quic"
     quic: dict | None = None                  # QUIC: version, connection ids, packets per kind and side
+    dtls: dict | None = None                  # DTLS: record version, cookies, records, retransmissions
     _state: ConnectionState | None = None
 
     # -- convenience ------------------------------------------------------
@@ -88,6 +89,8 @@ class ConnectionReport:
 
 
 # -- building ------------------------------------------------------------------
+ENCRYPTED_EXTENSIONS = 8
+
 def _end_description(st: ConnectionState, handshake_complete: bool) -> str:
     fatal = [a for a in st.alerts if a.level == 2]
     if fatal:
@@ -101,6 +104,12 @@ def _end_description(st: ConnectionState, handshake_complete: bool) -> str:
     if enc:
         a = enc[0]
         return f"encrypted alert from {'client' if a.from_client else 'server'}"
+    quic_close = st.quic.get("close") if st.quic is not None else None
+    if quic_close is not None:
+        kind = "application error" if quic_close["application"] else "error"
+        how = "NO_ERROR" if quic_close["error_code"] == 0 and not quic_close["application"] else \
+            f"{kind} 0x{quic_close['error_code']:x}"
+        return f"QUIC CONNECTION_CLOSE from {quic_close['from']} ({how})"
     if st.close_reason is None:
         return "still open" if handshake_complete else "handshake in progress"
     reason = {"fin": "TCP FIN", "rst": "TCP RST", "end_of_capture": "capture ended", "idle": "idle timeout",
@@ -179,6 +188,12 @@ def build_report(conn_id: int, st: ConnectionState) -> ConnectionReport:
     else:
         client_sent = bool(st.certificates.get("client"))
     alpn_sel = hello.alpn_protocols(sh) if sh is not None else []
+    if not alpn_sel and sh is not None and is_tls13(st.version):
+        # TLS 1.3 (and QUIC) answer ALPN in EncryptedExtensions: known when it was decrypted
+        ee = next((e.message for e in st.timeline if e.handshake_type == ENCRYPTED_EXTENSIONS and not e.from_client
+                   and e.message is not None), None)
+        if ee is not None:
+            alpn_sel = hello.alpn_protocols(ee)
     app = {}
     for side in ("client", "server"):
         s = st.stats.get(side)
@@ -203,7 +218,8 @@ def build_report(conn_id: int, st: ConnectionState) -> ConnectionReport:
         certificates=certs, alerts=list(st.alerts), timeline=st.timeline, findings=list(st.findings),
         end=_end_description(st, handshake_complete), handshake_complete=handshake_complete,
         application_data=app, http=[{"from": f, "line": l} for f, l in st.http], starttls=starttls,
-        transport="tcp" if st.quic is None else "quic", quic=st.quic, _state=st)
+        transport="quic" if st.quic is not None else "dtls" if st.dtls is not None else "tcp",
+        quic=st.quic, dtls=st.dtls, _state=st)
     if st.decryption is not None:
         try:
             rep.decryption = st.decryption.status()
@@ -374,6 +390,7 @@ def _json_tail(r: ConnectionReport) -> dict:
         "http": r.http,
         "starttls": r.starttls,
         "quic": r.quic,
+        "dtls": r.dtls,
     }
     d.update(r.fingerprints)
     return d

@@ -12,6 +12,13 @@ from .registry import (TLS_EMPTY_RENEGOTIATION_INFO_SCSV, TLS_FALLBACK_SCSV, ale
                        cipher_suite_info, cipher_suite_name, group_name, version_name)
 
 TLS13, TLS12, TLS11, TLS10, SSL3, SSL2 = 0x0304, 0x0303, 0x0302, 0x0301, 0x0300, 0x0002
+DTLS10, DTLS_OPENSSL_PRE = 0xFEFF, 0x0100
+# DTLS versions count down; the rules compare the TLS version each one is built on (RFC 6347, 9147)
+_TLS_OF_DTLS = {DTLS10: TLS11, DTLS_OPENSSL_PRE: TLS11, 0xFEFD: TLS12, 0xFEFC: TLS13}
+
+
+def _tls_equivalent(v: int | None) -> int | None:
+    return _TLS_OF_DTLS.get(v, v)
 
 # Curves RFC 8422 deprecated: all binary (sect*) curves and the prime curves below secp224r1;
 # high severity below 224 bits, medium for the larger binary curves.
@@ -107,9 +114,10 @@ def _client_protocol_rules(ch) -> tuple:
     offered = set(hello.supported_versions(ch))
     max_legacy = ch.legacy_version
     for v, code, sev in ((SSL3, "ssl3_offered", Severity.HIGH), (TLS10, "tls10_offered", Severity.LOW),
-                         (TLS11, "tls11_offered", Severity.LOW)):
+                         (TLS11, "tls11_offered", Severity.LOW), (DTLS10, "dtls10_offered", Severity.LOW)):
         if v in offered or (not offered and max_legacy == v):
             _add(out, sev, code, f"the client offers {version_name(v)} (deprecated by RFC 8996)")
+    offered = {_tls_equivalent(v) for v in offered}
     if any(m != 0 for m in ch.legacy_compression_methods):
         _add(out, Severity.LOW, "compression_offered", "the client offers TLS compression (CRIME)")
     suites = set(ch.cipher_suites)
@@ -189,6 +197,9 @@ def protocol_rules(r, out: list) -> None:
         _replay(out, _offer_findings("protocol", ch, _client_protocol_rules))
     if sh is None:
         return
+    if r.version in (DTLS10, DTLS_OPENSSL_PRE):
+        _add(out, Severity.MEDIUM, "dtls10_negotiated",
+             f"{version_name(r.version)} negotiated (deprecated by RFC 8996): require DTLS 1.2+")
     v = r.version
     if v == SSL3:
         _add(out, Severity.HIGH, "ssl3_negotiated", "SSL 3.0 negotiated (POODLE; prohibited by RFC 7568)")
@@ -198,6 +209,7 @@ def protocol_rules(r, out: list) -> None:
         _add(out, Severity.MEDIUM, "tls11_negotiated", "TLS 1.1 negotiated (deprecated by RFC 8996): require TLS 1.2+")
     if sh.legacy_compression_method != 0:
         _add(out, Severity.HIGH, "tls_compression", "TLS compression negotiated (CRIME): disable compression")
+    v = _tls_equivalent(v)
     if v is not None and v <= TLS12:
         if not hello.has_extension(sh, hello.RENEGOTIATION_INFO):
             _add(out, Severity.MEDIUM, "insecure_renegotiation",
@@ -231,7 +243,10 @@ def protocol_rules(r, out: list) -> None:
                 before += 1
         elif not e.from_client and e.handshake_type == 2 and e.name != "HelloRetryRequest":
             sh_seen = True
-    if before > 1 + (r.hello_retry_request is not None):
+    # DTLS: a HelloVerifyRequest asks for the ClientHello again, with the cookie (RFC 6347 §4.2.1)
+    verify = any(e.handshake_type == 3 and not e.from_client and e.content_type == 22 for e in r.timeline) \
+        if before > 1 else False
+    if before > 1 + (r.hello_retry_request is not None) + verify:
         _add(out, Severity.LOW, "duplicate_client_hello",
              f"the client sent {before} ClientHellos before the ServerHello without a HelloRetryRequest "
              "between them (an application retry, or a crafted stream)")
@@ -263,16 +278,17 @@ def cipher_rules(r, out: list) -> None:
     if info.key_exchange in ("RSA", "DH", "ECDH", "RSA_PSK", "PSK") and not info.tls13:
         _add(out, Severity.MEDIUM, "static_rsa_negotiated" if info.key_exchange.startswith("RSA") else "no_forward_secrecy",
              f"{name} negotiated: static key exchange, no forward secrecy (a stolen server key decrypts past traffic)")
-    if info.mode == "CBC" and (r.version or 0) <= TLS12 and not hello.has_extension(sh, hello.ENCRYPT_THEN_MAC):
+    if info.mode == "CBC" and (_tls_equivalent(r.version) or 0) <= TLS12 and not hello.has_extension(sh, hello.ENCRYPT_THEN_MAC):
         _add(out, Severity.LOW, "cbc_without_etm",
              f"{name}: CBC with MAC-then-encrypt (no encrypt_then_mac, RFC 7366): padding-oracle class (Lucky13)")
     # Preference: the client offered a stronger suite the server could have used (same certificate
     # type, usable at the negotiated version) but the server chose this one.
     offered = ch.cipher_suites if ch is not None else [c for c in v2.cipher_specs if not c >> 16] if v2 else ()
-    if offered and not info.tls13 and not (info.aead and info.forward_secrecy) and r.version is not None:
-        better = (_offer_findings(("better", info.code, r.version), ch,
-                                  lambda c: _stronger_suites(c.cipher_suites, info, r.version))
-                  if ch is not None else _stronger_suites(offered, info, r.version))
+    v = _tls_equivalent(r.version)
+    if offered and not info.tls13 and not (info.aead and info.forward_secrecy) and v is not None:
+        better = (_offer_findings(("better", info.code, v), ch,
+                                  lambda c: _stronger_suites(c.cipher_suites, info, v))
+                  if ch is not None else _stronger_suites(offered, info, v))
         if better:
             _add(out, Severity.MEDIUM, "server_prefers_weaker_cipher",
                  f"the server chose {name} although the client offered {_suite_names(better, 2)}: "

@@ -105,20 +105,25 @@ def _tcp(data, off: int, end: int, src: str, dst: str, ts: float, frame: int) ->
                    data[p:end] if p < end else b"")
 
 
-_looks_like_quic = None      # tlsscope.quic.looks_like_quic, imported with the first UDP datagram
+def _maybe_tls(p: bytes) -> bool:
+    """Could this UDP payload be QUIC or DTLS? A first-byte test, cheap and wide: QUIC sets the
+    fixed bit 0x40 in long and short headers alike, DTLS records start with content type 20-25
+    (DTLS 1.3's unified header with 001xxxxx). The core keeps only datagrams of the flows that a
+    QUIC Initial or a DTLS ClientHello opened, so short headers and encrypted records count too."""
+    if len(p) < 7:
+        return False
+    b = p[0]
+    return b >= 0x20 or 20 <= b <= 25
 
 
 def _udp(data, off: int, end: int, src: str, dst: str, ts: float, frame: int) -> Datagram | None:
-    """A UDP datagram whose payload starts like a QUIC long-header packet; other UDP is not TLS's."""
-    global _looks_like_quic
+    """A UDP datagram that may carry QUIC or DTLS; other UDP is dropped here."""
     if end - off < 8:
         return None
-    if _looks_like_quic is None:     # QUIC pulls in cryptography's AEADs: not for TCP-only captures
-        from ..quic import looks_like_quic as _looks_like_quic
     ulen = (data[off + 4] << 8) | data[off + 5]
     stop = off + ulen if 8 <= ulen and off + ulen < end else end
     payload = bytes(data[off + 8:stop])
-    if not _looks_like_quic(payload):
+    if not _maybe_tls(payload):
         return None
     return Datagram(ts, frame, src, dst, (data[off] << 8) | data[off + 1],
                     (data[off + 2] << 8) | data[off + 3], payload)

@@ -30,8 +30,9 @@ def describe_message(entry) -> str:
     if name.startswith("QUIC "):
         # Handshake/0-RTT packets of a QUIC connection, coalesced: readable only with keys
         n = f"{entry.count} packets, " if entry.count > 1 else ""
-        return f"{name}s · {n}{entry.length} bytes encrypted" if entry.count > 1 else \
-            f"{name} · {entry.length} bytes encrypted"
+        how = "decrypted" if entry.decrypted else "encrypted"
+        return f"{name}s · {n}{entry.length} bytes {how}" if entry.count > 1 else \
+            f"{name} · {entry.length} bytes {how}"
     if entry.content_type == 23:
         tail = "decrypted" if entry.decrypted else "encrypted"
         n = f"{entry.count} records, " if entry.count > 1 else ""

@@ -7,8 +7,8 @@ from ..registry import cipher_suite_name, version_name
 
 def summary_line(r) -> str:
     parts = [f"#{r.id}", f"{r.client} → {r.server}"]
-    if r.quic is not None:
-        parts.append("QUIC")
+    if r.transport != "tcp":
+        parts.append(r.transport.upper())
     parts.append(f"sni={r.sni}" if r.sni else "sni=-")
     parts.append(version_name(r.version) if r.version is not None else "no-ServerHello")
     if r.cipher_suite is not None:

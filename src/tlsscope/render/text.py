@@ -81,7 +81,7 @@ def render_report(r, *, verbose: bool = False) -> Group:
     for side in ("server", "client"):
         certs = r.certificates.get(side)
         if certs is None:
-            why = ("QUIC Handshake packets are encrypted; tlsscope does not decrypt QUIC yet" if r.quic is not None
+            why = ("QUIC carries them in encrypted Handshake packets; give --keylog" if r.quic is not None
                    else "TLS 1.3 encrypts them; give --keylog")
             tree.add(Text(f"{side} certificates: not visible ({why})", style="dim"))
         elif certs:

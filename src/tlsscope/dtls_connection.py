@@ -1,0 +1,120 @@
+"""DTLS connections of a capture (sans-I/O): records of UDP datagrams into the TLS state machine.
+
+DTLS (RFC 6347, RFC 9147) is TLS over datagrams: each record carries an epoch and a sequence
+number, and handshake messages travel in fragments that may come out of order, twice, or not
+at all. :mod:`tlsscope.dtls` frames the records and reassembles the handshake; what comes out
+goes into a :class:`~tlsscope.connection.TlsConnection`, so messages, certificates (in clear up
+to DTLS 1.2), alerts and encryption are decoded, checked and reported exactly as over TCP.
+
+A UDP address pair becomes a DTLS connection when a datagram carrying a ClientHello arrives on
+it; its sender is the client. The ClientHello's cookie (RFC 6347 §4.2.1) is taken out before the
+TLS decoder reads the message and kept in the connection's ``dtls`` facts, with the
+HelloVerifyRequest's. Records protected with DTLS 1.3's unified header are counted as
+application data (their content type is encrypted).
+"""
+
+from __future__ import annotations
+
+from .connection import TlsConnection
+from .dtls import (DtlsHandshakeReassembler, decode_hello_verify_request, looks_like_dtls, split_client_hello_cookie,
+                   split_handshake_fragments, split_records)
+from .findings import Severity
+from .model import Datagram
+from .udp_flows import UdpFlow, UdpFlowTable
+
+HANDSHAKE, APPLICATION_DATA = 22, 23
+CLIENT_HELLO, HELLO_VERIFY_REQUEST = 1, 3
+
+
+class _DtlsFlow(UdpFlow):
+    __slots__ = ("reassembly", "offsets", "info", "told")
+
+    def __init__(self, fid: int, conn: TlsConnection, key_c: tuple, key_s: tuple, ts: float, frame: int,
+                 info: dict):
+        super().__init__(fid, conn, key_c, key_s, ts, frame)
+        self.reassembly = {True: DtlsHandshakeReassembler(), False: DtlsHandshakeReassembler()}
+        self.offsets = {True: 0, False: 0}      # handshake bytes handed on per direction
+        self.info = info
+        self.told: set = set()                  # notes already turned into findings
+
+
+class DtlsFlows(UdpFlowTable):
+    """Every DTLS connection of a capture, by UDP address pair (bounded)."""
+
+    def opens(self, dg: Datagram):
+        """A datagram with a ClientHello fragment in a plaintext handshake record opens a connection."""
+        if not looks_like_dtls(dg.payload):
+            return None
+        for rec in split_records(dg.payload):
+            if rec.error is not None:
+                return None
+            if rec.content_type == HANDSHAKE and rec.epoch == 0:
+                frags, _err = split_handshake_fragments(rec.fragment)
+                if any(f.msg_type == CLIENT_HELLO for f in frags):
+                    return rec
+        return None
+
+    def make(self, fid: int, conn: TlsConnection, key_c: tuple, key_s: tuple, dg: Datagram, first) -> _DtlsFlow:
+        info = {"record_version": first.version, "cookies": [], "hello_verify_request": None,
+                "records": {"client": 0, "server": 0}, "retransmissions": {"client": 0, "server": 0}}
+        conn.state.dtls = info
+        return _DtlsFlow(fid, conn, key_c, key_s, dg.ts, dg.frame, info)
+
+    def read(self, flow: _DtlsFlow, dg: Datagram, from_client: bool) -> None:
+        conn = flow.conn
+        who = "client" if from_client else "server"
+        side = conn._a if from_client else conn._b          # a: the client (it sent the ClientHello)
+        side.stats.bytes += len(dg.payload)
+        for rec in split_records(dg.payload):
+            if rec.error is not None:
+                conn._finding(Severity.MEDIUM, "dtls_record_malformed",
+                              f"{who} datagram in frame {dg.frame}, offset {rec.offset}: {rec.error}")
+                break
+            flow.info["records"][who] += 1
+            ct = rec.content_type
+            if ct is None:                  # DTLS 1.3 unified header: the content type is encrypted
+                conn.record(from_client, APPLICATION_DATA, 0xFEFD, rec.fragment, rec.offset, dg.ts, dg.frame)
+            elif ct == HANDSHAKE and rec.epoch == 0:
+                side.stats.records += 1
+                self._handshake(flow, rec, dg, from_client)
+            else:
+                conn.record(from_client, ct, rec.version, rec.fragment, rec.offset, dg.ts, dg.frame)
+
+    def _handshake(self, flow: _DtlsFlow, rec, dg: Datagram, from_client: bool) -> None:
+        conn = flow.conn
+        who = "client" if from_client else "server"
+        frags, err = split_handshake_fragments(rec.fragment)
+        if err is not None:
+            conn._finding(Severity.MEDIUM, "handshake_malformed",
+                          f"{who} DTLS handshake record in frame {dg.frame}: {err}")
+        reasm = flow.reassembly[from_client]
+        for frag in frags:
+            for msg_type, _seq, body in reasm.add(frag):
+                if msg_type == CLIENT_HELLO:
+                    split = split_client_hello_cookie(body)
+                    if split is not None:
+                        body, cookie = split
+                        flow.info["cookies"].append(cookie.hex())
+                elif msg_type == HELLO_VERIFY_REQUEST:
+                    try:
+                        hvr = decode_hello_verify_request(body)
+                        flow.info["hello_verify_request"] = {"server_version": hvr.server_version,
+                                                             "cookie": hvr.cookie.hex()}
+                    except Exception as e:  # noqa: BLE001 - a malformed message is a finding, never a crash
+                        conn._finding(Severity.MEDIUM, "handshake_malformed",
+                                      f"server HelloVerifyRequest in frame {dg.frame}: {e}")
+                framed = bytes([msg_type]) + len(body).to_bytes(3, "big") + body
+                conn.handshake_data(from_client, framed, flow.offsets[from_client], dg.ts, dg.frame)
+                flow.offsets[from_client] += len(framed)
+        flow.info["retransmissions"][who] = reasm.retransmissions
+        for note in reasm.notes:
+            if note not in flow.told and len(flow.told) < 20:
+                flow.told.add(note)
+                conn._finding(Severity.MEDIUM, "dtls_handshake_reassembly", f"{who}: {note}")
+
+    def closing(self, flow: _DtlsFlow) -> None:
+        for from_client, reasm in flow.reassembly.items():
+            if reasm.dropped:
+                flow.conn._finding(Severity.MEDIUM, "dtls_handshake_reassembly",
+                                   f"{'client' if from_client else 'server'}: {reasm.dropped} handshake "
+                                   "fragment(s) dropped")
