@@ -138,6 +138,14 @@ class TlsConnection:
             return
         tl.append(entry)
 
+    # for the transports that frame TLS themselves (tlsscope.quic_connection, tlsscope.dtls_connection)
+    finding = _finding
+    add_entry = _add
+
+    def stats_of(self, from_a: bool) -> DirectionStats:
+        """The byte and record counters of one direction (a: the side that opened the flow)."""
+        return (self._a if from_a else self._b).stats
+
     # -- input ---------------------------------------------------------------
     def data(self, from_a: bool, data: bytes, ts: float, frame: int) -> None:
         if self.not_tls or not data:

@@ -63,19 +63,19 @@ class DtlsFlows(UdpFlowTable):
     def read(self, flow: _DtlsFlow, dg: Datagram, from_client: bool) -> None:
         conn = flow.conn
         who = "client" if from_client else "server"
-        side = conn._a if from_client else conn._b          # a: the client (it sent the ClientHello)
-        side.stats.bytes += len(dg.payload)
+        stats = conn.stats_of(from_client)        # a: the client (it sent the ClientHello)
+        stats.bytes += len(dg.payload)
         for rec in split_records(dg.payload):
             if rec.error is not None:
-                conn._finding(Severity.MEDIUM, "dtls_record_malformed",
-                              f"{who} datagram in frame {dg.frame}, offset {rec.offset}: {rec.error}")
+                conn.finding(Severity.MEDIUM, "dtls_record_malformed",
+                             f"{who} datagram in frame {dg.frame}, offset {rec.offset}: {rec.error}")
                 break
             flow.info["records"][who] += 1
             ct = rec.content_type
             if ct is None:                  # DTLS 1.3 unified header: the content type is encrypted
                 conn.record(from_client, APPLICATION_DATA, 0xFEFD, rec.fragment, rec.offset, dg.ts, dg.frame)
             elif ct == HANDSHAKE and rec.epoch == 0:
-                side.stats.records += 1
+                stats.records += 1
                 self._handshake(flow, rec, dg, from_client)
             else:
                 conn.record(from_client, ct, rec.version, rec.fragment, rec.offset, dg.ts, dg.frame)
@@ -85,8 +85,8 @@ class DtlsFlows(UdpFlowTable):
         who = "client" if from_client else "server"
         frags, err = split_handshake_fragments(rec.fragment)
         if err is not None:
-            conn._finding(Severity.MEDIUM, "handshake_malformed",
-                          f"{who} DTLS handshake record in frame {dg.frame}: {err}")
+            conn.finding(Severity.MEDIUM, "handshake_malformed",
+                         f"{who} DTLS handshake record in frame {dg.frame}: {err}")
         reasm = flow.reassembly[from_client]
         for frag in frags:
             for msg_type, _seq, body in reasm.add(frag):
@@ -101,8 +101,8 @@ class DtlsFlows(UdpFlowTable):
                         flow.info["hello_verify_request"] = {"server_version": hvr.server_version,
                                                              "cookie": hvr.cookie.hex()}
                     except Exception as e:  # noqa: BLE001 - a malformed message is a finding, never a crash
-                        conn._finding(Severity.MEDIUM, "handshake_malformed",
-                                      f"server HelloVerifyRequest in frame {dg.frame}: {e}")
+                        conn.finding(Severity.MEDIUM, "handshake_malformed",
+                                     f"server HelloVerifyRequest in frame {dg.frame}: {e}")
                 framed = bytes([msg_type]) + len(body).to_bytes(3, "big") + body
                 conn.handshake_data(from_client, framed, flow.offsets[from_client], dg.ts, dg.frame)
                 flow.offsets[from_client] += len(framed)
@@ -110,11 +110,11 @@ class DtlsFlows(UdpFlowTable):
         for note in reasm.notes:
             if note not in flow.told and len(flow.told) < 20:
                 flow.told.add(note)
-                conn._finding(Severity.MEDIUM, "dtls_handshake_reassembly", f"{who}: {note}")
+                conn.finding(Severity.MEDIUM, "dtls_handshake_reassembly", f"{who}: {note}")
 
     def closing(self, flow: _DtlsFlow) -> None:
         for from_client, reasm in flow.reassembly.items():
             if reasm.dropped:
-                flow.conn._finding(Severity.MEDIUM, "dtls_handshake_reassembly",
-                                   f"{'client' if from_client else 'server'}: {reasm.dropped} handshake "
-                                   "fragment(s) dropped")
+                flow.conn.finding(Severity.MEDIUM, "dtls_handshake_reassembly",
+                                  f"{'client' if from_client else 'server'}: {reasm.dropped} handshake "
+                                  "fragment(s) dropped")

@@ -41,19 +41,18 @@ _ENCRYPTED_NAMES = {"handshake": "QUIC Handshake packet", "0rtt": "QUIC 0-RTT pa
 
 
 class _QuicFlow(UdpFlow):
-    __slots__ = ("decoder", "crypto", "delivered", "overflow_told", "info", "errors", "keys", "decrypted",
-                 "failures", "problems")
+    __slots__ = ("decoder", "crypto", "delivered", "overflow_told", "info", "keys", "decrypted", "failures",
+                 "problems")
 
     def __init__(self, fid: int, conn: TlsConnection, decoder: InitialDecoder, key_c: tuple, key_s: tuple,
                  ts: float, frame: int, info: dict):
         super().__init__(fid, conn, key_c, key_s, ts, frame)
         self.decoder = decoder
         # one CRYPTO stream per level and direction (each level's offsets start at 0)
-        self.crypto = {(lvl, c): CryptoStream() for lvl in ("initial", "handshake") for c in (True, False)}
+        self.crypto = {(lvl, c): CryptoStream() for lvl in ("initial", "handshake", "1rtt") for c in (True, False)}
         self.delivered = dict.fromkeys(self.crypto, 0)
         self.overflow_told: set = set()
         self.info = info
-        self.errors = 0
         self.keys: list[str] | None = None      # key log labels installed (None: not looked up yet)
         self.decrypted = 0                      # packets opened with key-log keys
         self.failures = 0
@@ -94,8 +93,8 @@ class QuicFlows(UdpFlowTable):
 
     def read(self, flow: _QuicFlow, dg: Datagram, from_client: bool) -> None:
         conn = flow.conn
-        side = conn._a if from_client else conn._b          # a: the client (it sent the first Initial)
-        side.stats.bytes += len(dg.payload)
+        stats = conn.stats_of(from_client)        # a: the client (it sent the first Initial)
+        stats.bytes += len(dg.payload)
         # packet by packet: keys installed after the ServerHello open the Handshake packets coalesced
         # behind it in the same datagram
         for pkt in flow.decoder.iter_datagram(dg.payload, from_client):
@@ -105,11 +104,11 @@ class QuicFlows(UdpFlowTable):
         """One packet: counted, its CRYPTO data, its closing and its timeline entry."""
         conn = flow.conn
         who = "client" if from_client else "server"
-        side = conn._a if from_client else conn._b
+        stats = conn.stats_of(from_client)
         kind = pkt.kind
         counts = flow.info["packets"][who]
         counts[kind] = counts.get(kind, 0) + 1
-        side.stats.records += 1
+        stats.records += 1
         if not from_client and pkt.scid and flow.info["server_scid"] is None and kind in ("initial", "handshake"):
             flow.info["server_scid"] = pkt.scid.hex()
         if pkt.error is not None:
@@ -119,24 +118,23 @@ class QuicFlows(UdpFlowTable):
                 flow.failures += 1
                 if len(flow.problems) < 10:
                     flow.problems.append(f"{who} {kind} packet in frame {dg.frame}: {pkt.error}")
-            flow.errors += 1
-            conn._finding(Severity.MEDIUM, "quic_packet_unreadable",
-                          f"{who} QUIC {kind} packet in frame {dg.frame}: {pkt.error}")
+            conn.finding(Severity.MEDIUM, "quic_packet_unreadable",
+                         f"{who} QUIC {kind} packet in frame {dg.frame}: {pkt.error}")
             if kind in _ENCRYPTED_NAMES:
                 self._encrypted(conn, from_client, kind, pkt, dg, False)
             return
-        decrypted = kind != "initial" and getattr(pkt, "decrypted", False)
+        decrypted = kind != "initial" and pkt.decrypted
         if kind in _ENCRYPTED_NAMES:
             self._encrypted(conn, from_client, kind, pkt, dg, decrypted)
         if decrypted:
             flow.decrypted += 1
         if kind == "1rtt":
-            side.stats.app_records += 1
-            side.stats.app_bytes += pkt.length
+            stats.app_records += 1
+            stats.app_bytes += pkt.length
             if decrypted:
-                side.stats.app_plaintext_bytes += getattr(pkt, "stream_bytes", 0) + getattr(pkt, "datagram_bytes", 0)
-        level = "initial" if kind == "initial" else "handshake"
-        if pkt.crypto and (kind == "initial" or (kind == "handshake" and decrypted)):
+                stats.app_plaintext_bytes += pkt.stream_bytes + pkt.datagram_bytes
+        if pkt.crypto and (kind == "initial" or decrypted):
+            level = kind                            # each level has its own CRYPTO stream
             d = (level, from_client)
             stream = flow.crypto[d]
             for offset, data in pkt.crypto:
@@ -147,9 +145,9 @@ class QuicFlows(UdpFlowTable):
                     flow.delivered[d] += len(got)
             if stream.overflow and d not in flow.overflow_told:
                 flow.overflow_told.add(d)
-                conn._finding(Severity.MEDIUM, "quic_crypto_overflow",
-                              f"{who} {level} CRYPTO stream: more than {stream.max_pending} bytes wait behind a "
-                              "hole; frames beyond were dropped")
+                conn.finding(Severity.MEDIUM, "quic_crypto_overflow",
+                             f"{who} {level} CRYPTO stream: more than {stream.max_pending} bytes wait behind a "
+                             "hole; frames beyond were dropped")
             if flow.keys is None and conn.state.server_hello is not None:
                 self._install_keys(flow)
         if pkt.close is not None:
@@ -184,7 +182,7 @@ class QuicFlows(UdpFlowTable):
             last.count += 1
             last.length += pkt.length
             return
-        conn._add(TimelineEntry(from_client, dg.ts, dg.frame, HANDSHAKE if kind == "handshake" else 23, None,
+        conn.add_entry(TimelineEntry(from_client, dg.ts, dg.frame, HANDSHAKE if kind == "handshake" else 23, None,
                                 name, True, decrypted, length=pkt.length, offset=pkt.offset))
 
     @staticmethod
@@ -200,23 +198,23 @@ class QuicFlows(UdpFlowTable):
             encrypted = kind != "initial"
             alert = Alert(from_client, 2, code - CRYPTO_ERROR_BASE, encrypted, decrypted, dg.ts, dg.frame)
             conn.state.alerts.append(alert)
-            conn._add(TimelineEntry(from_client, dg.ts, dg.frame, ALERT, None, "Alert", encrypted, decrypted, 2,
+            conn.add_entry(TimelineEntry(from_client, dg.ts, dg.frame, ALERT, None, "Alert", encrypted, decrypted, 2,
                                     message=alert))
         elif frame_type is None:        # 0x1d: the application closed (HTTP/3 H3_NO_ERROR = 0x100, ...)
-            conn._finding(Severity.INFO, "quic_application_close",
-                          f"{who} closed the connection (application error 0x{code:x}"
-                          + (f": {reason}" if reason else "") + ")")
+            conn.finding(Severity.INFO, "quic_application_close",
+                         f"{who} closed the connection (application error 0x{code:x}"
+                         + (f": {reason}" if reason else "") + ")")
         elif code == 0:
-            conn._finding(Severity.INFO, "quic_connection_close",
-                          f"{who} closed the connection (NO_ERROR" + (f": {reason})" if reason else ")"))
+            conn.finding(Severity.INFO, "quic_connection_close",
+                         f"{who} closed the connection (NO_ERROR" + (f": {reason})" if reason else ")"))
         else:
-            conn._finding(Severity.MEDIUM, "quic_connection_close",
-                          f"{who} closed the connection: transport error 0x{code:x}"
-                          + (f" ({reason})" if reason else ""))
+            conn.finding(Severity.MEDIUM, "quic_connection_close",
+                         f"{who} closed the connection: transport error 0x{code:x}"
+                         + (f" ({reason})" if reason else ""))
 
     def closing(self, flow: _QuicFlow) -> None:
         for (level, from_client), stream in flow.crypto.items():
             if stream.dropped or stream.mismatches:
-                flow.conn._finding(Severity.MEDIUM, "quic_crypto_stream",
-                                   f"{'client' if from_client else 'server'} {level} CRYPTO stream: "
-                                   f"{stream.dropped} frame(s) dropped, {stream.mismatches} overlap mismatch(es)")
+                flow.conn.finding(Severity.MEDIUM, "quic_crypto_stream",
+                                  f"{'client' if from_client else 'server'} {level} CRYPTO stream: "
+                                  f"{stream.dropped} frame(s) dropped, {stream.mismatches} overlap mismatch(es)")
