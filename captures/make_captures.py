@@ -22,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from gen.capture import RecordSeen, read_records, read_syns  # noqa: E402
+from gen.capture import RecordSeen, read_dtls_records, read_records, read_syns, read_udp_openers  # noqa: E402
 from gen.proc import StepFailed, run  # noqa: E402
 from gen.scenarios import SCENARIOS, Ctx  # noqa: E402
 
@@ -134,13 +134,14 @@ def settle_alerts(name: str, i: int, c: dict, records: list[RecordSeen]) -> None
 
 def finish(name: str, ctx: Ctx, spec: dict) -> dict:
     out = ctx.out
-    syns = read_syns(out / "capture.pcap")
+    udp = spec.get("transport") == "udp"         # DTLS: flows open with their first client datagram
+    syns = read_udp_openers(out / "capture.pcap", set(ctx.ports)) if udp else read_syns(out / "capture.pcap")
     conns = spec["connections"]
     if len(syns) != len(conns):
         raise StepFailed(f"{name}: {len(syns)} connections captured, {len(conns)} expected: {syns}")
     ca, crl = spec.get("ca", ["ca.pem"]), spec.get("crl", [])
     keylog = out / "keylog.txt"
-    records = read_records(out / "capture.pcap", set(ctx.ports))
+    records = (read_dtls_records if udp else read_records)(out / "capture.pcap", set(ctx.ports))
     for i, (c, syn, recs) in enumerate(zip(conns, syns, records)):
         settle_alerts(name, i, c, recs)
         c["client_port"] = syn.client_port
@@ -151,6 +152,7 @@ def finish(name: str, ctx: Ctx, spec: dict) -> dict:
         "name": name,
         "description": spec["description"],
         "capture": "capture.pcap",
+        **({"transport": "udp"} if udp else {}),
         "keylog": "keylog.txt" if keylog.is_file() and keylog.stat().st_size else None,
         "ca": ca,
         "crl": crl,

@@ -200,14 +200,16 @@ SCENARIOS = sorted(CAPTURES.glob("*/scenario.json"))
 
 
 @functools.cache
-def tshark_streams(path: Path, ports: tuple[int, ...] = ()) -> tuple[dict, ...]:
-    """First ClientHello JA3 and first ServerHello JA3S of every TCP stream, from tshark."""
-    decode = [a for p in ports for a in ("-d", f"tcp.port=={p},tls")]
+def tshark_streams(path: Path, ports: tuple[int, ...] = (), udp: bool = False) -> tuple[dict, ...]:
+    """First ClientHello JA3 and first ServerHello JA3S of every TCP stream (``udp``: every DTLS flow),
+    from tshark."""
+    t, p = ("udp", "dtls") if udp else ("tcp", "tls")
+    decode = [a for port in ports for a in ("-d", f"{t}.port=={port},{p}")]
     out = subprocess.run(
-        [need_tool("tshark"), "-r", str(path), *decode, "-Y", "tls.handshake.type == 1 || tls.handshake.type == 2",
-         "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|", "-e", "tcp.stream", "-e", "ip.src",
-         "-e", "ipv6.src", "-e", "tcp.srcport", "-e", "ip.dst", "-e", "ipv6.dst", "-e", "tcp.dstport",
-         "-e", "tls.handshake.ja3_full", "-e", "tls.handshake.ja3s_full"],
+        [need_tool("tshark"), "-r", str(path), *decode, "-Y", f"{p}.handshake.type == 1 || {p}.handshake.type == 2",
+         "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|", "-e", f"{t}.stream", "-e", "ip.src",
+         "-e", "ipv6.src", "-e", f"{t}.srcport", "-e", "ip.dst", "-e", "ipv6.dst", "-e", f"{t}.dstport",
+         "-e", f"{p}.handshake.ja3_full", "-e", f"{p}.handshake.ja3s_full"],
         capture_output=True, text=True, timeout=120, check=True).stdout
     streams: dict[int, dict] = {}
     for line in out.splitlines():
@@ -224,10 +226,10 @@ def tshark_streams(path: Path, ports: tuple[int, ...] = ()) -> tuple[dict, ...]:
     return tuple(streams.values())
 
 
-def _compare_with_tshark(path: Path, ports: tuple[int, ...] = ()) -> int:
+def _compare_with_tshark(path: Path, ports: tuple[int, ...] = (), udp: bool = False) -> int:
     want_c: Counter = Counter()
     want_s: Counter = Counter()
-    for s in tshark_streams(path, ports):
+    for s in tshark_streams(path, ports, udp):
         if s["ja3"] is not None:
             want_c[(s["key"], s["ja3"])] += 1
         if s["ja3s"] is not None:
@@ -259,7 +261,7 @@ def test_ja3_ja3s_per_connection_match_tshark_corpus(rel):
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[p.parent.name for p in SCENARIOS])
 def test_ja3_ja3s_per_connection_match_tshark_captures(scenario):
     sc = json.loads(scenario.read_text())
-    n = _compare_with_tshark(scenario.parent / sc["capture"], tuple(sc["ports"]))
+    n = _compare_with_tshark(scenario.parent / sc["capture"], tuple(sc["ports"]), sc.get("transport") == "udp")
     # every scenario connection has a ClientHello in clear and (all here) a ServerHello
     assert n == 2 * len(sc["connections"])
 

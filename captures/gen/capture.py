@@ -18,9 +18,9 @@ FLUSH_DELAY = 1.6
 class Tcpdump:
     """`tcpdump -i lo` restricted to the scenario's ports, started before any peer."""
 
-    def __init__(self, out: Path, ports: list[int], *, snaplen: int = 0):
+    def __init__(self, out: Path, ports: list[int], *, snaplen: int = 0, udp: bool = False):
         self.out = out
-        bpf = " or ".join(f"tcp port {p}" for p in ports)
+        bpf = " or ".join(f"{'udp' if udp else 'tcp'} port {p}" for p in ports)
         self.cmd = [shutil.which("tcpdump") or "tcpdump", "-i", "lo", "-n", "--immediate-mode", "-U",
                     "-Z", "root", "-s", str(snaplen or 262144), "-w", str(out), bpf]
         self.proc: Background | None = None
@@ -50,8 +50,9 @@ class Syn:
     server_port: int
 
 
-def _packets(pcap: Path):
-    """(src, sport, dst, dport, tcp flags, payload) per TCP packet; pcap with Ethernet/cooked/raw links."""
+def _packets(pcap: Path, proto: int = 6):
+    """(src, sport, dst, dport, tcp flags, payload) per TCP packet (``proto`` 17: per UDP datagram, with
+    flags None); pcap with Ethernet/cooked/raw links."""
     data = pcap.read_bytes()
     if len(data) < 24:
         return
@@ -74,13 +75,18 @@ def _packets(pcap: Path):
             ethertype, ip = struct.unpack(">H", frame[14:16])[0], frame[16:]
         else:                    # raw IP
             ethertype, ip = (0x86DD if frame[:1] and frame[0] >> 4 == 6 else 0x0800), frame
-        if ethertype == 0x0800 and len(ip) >= 20 and ip[9] == 6:
+        if ethertype == 0x0800 and len(ip) >= 20 and ip[9] == proto:
             ihl, total = (ip[0] & 0x0F) * 4, struct.unpack(">H", ip[2:4])[0]
             src, dst, tcp = ".".join(map(str, ip[12:16])), ".".join(map(str, ip[16:20])), ip[ihl:total]
-        elif ethertype == 0x86DD and len(ip) >= 40 and ip[6] == 6:
+        elif ethertype == 0x86DD and len(ip) >= 40 and ip[6] == proto:
             total = 40 + struct.unpack(">H", ip[4:6])[0]
             src, dst, tcp = _ip6(ip[8:24]), _ip6(ip[24:40]), ip[40:total]
         else:
+            continue
+        if proto == 17:
+            if len(tcp) >= 8:
+                sport, dport = struct.unpack(">HH", tcp[:4])
+                yield src, sport, dst, dport, None, tcp[8:]
             continue
         if len(tcp) < 20:
             continue
@@ -92,6 +98,15 @@ def read_syns(pcap: Path) -> list[Syn]:
     """The connection openings (SYN without ACK) in capture order."""
     return [Syn(src, sport, dst, dport) for src, sport, dst, dport, flags, _ in _packets(pcap)
             if flags & 0x02 and not flags & 0x10]
+
+
+def read_udp_openers(pcap: Path, server_ports: set[int]) -> list[Syn]:
+    """UDP flows (DTLS) in the order of their first client datagram: the TCP SYN's counterpart."""
+    seen: dict[tuple, Syn] = {}
+    for src, sport, dst, dport, _flags, _payload in _packets(pcap, 17):
+        if dport in server_ports and (src, sport, dst, dport) not in seen:
+            seen[(src, sport, dst, dport)] = Syn(src, sport, dst, dport)
+    return list(seen.values())
 
 
 @dataclass(frozen=True)
@@ -135,6 +150,21 @@ def read_records(pcap: Path, server_ports: set[int]) -> list[list[RecordSeen]]:
                 pos += 5 + length
         result.append(sorted(seen, key=lambda r: (r.packet, r.side)))
     return result
+
+
+def read_dtls_records(pcap: Path, server_ports: set[int]) -> list[list[RecordSeen]]:
+    """DTLS record headers (13 bytes, plaintext form) per UDP flow, in the order of read_udp_openers."""
+    flows: dict[tuple, list[RecordSeen]] = {}
+    for index, (src, sport, dst, dport, _flags, payload) in enumerate(_packets(pcap, 17)):
+        side = "server" if sport in server_ports else "client"
+        key = (src, sport, dst, dport) if side == "client" else (dst, dport, src, sport)
+        seen = flows.setdefault(key, [])
+        pos = 0
+        while pos + 13 <= len(payload) and 20 <= payload[pos] <= 25:
+            length = struct.unpack(">H", payload[pos + 11:pos + 13])[0]
+            seen.append(RecordSeen(index, side, payload[pos], length, bytes(payload[pos + 13:pos + 13 + min(length, 2)])))
+            pos += 13 + length
+    return list(flows.values())
 
 
 def _ip6(raw: bytes) -> str:

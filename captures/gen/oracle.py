@@ -12,7 +12,8 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
-VERSIONS = {0x0300: "SSL 3.0", 0x0301: "TLS 1.0", 0x0302: "TLS 1.1", 0x0303: "TLS 1.2", 0x0304: "TLS 1.3"}
+VERSIONS = {0x0300: "SSL 3.0", 0x0301: "TLS 1.0", 0x0302: "TLS 1.1", 0x0303: "TLS 1.2", 0x0304: "TLS 1.3",
+            0xFEFF: "DTLS 1.0", 0xFEFD: "DTLS 1.2", 0xFEFC: "DTLS 1.3"}
 HRR_RANDOM = "cf:21:ad:74:e5:9a:61:11:be:1d:8c:02:1e:65:b8:91:c2:a2:11:16:7a:bb:8c:5e:07:9e:09:e2:c8:a8:33:9c"
 TIMEOUT = 60
 
@@ -31,6 +32,9 @@ def value_names(field: str) -> dict[int, str]:
 
 
 def decode_as(scenario: dict) -> list[str]:
+    if scenario.get("transport") == "udp":
+        return [a for port in sorted({c["server_port"] for c in scenario["connections"]})
+                for a in ("-d", f"udp.port=={port},dtls")]
     args = []
     smtp = {c["server_port"] for c in scenario["connections"] if c.get("plaintext_prefix") == "smtp"}
     for port in sorted({c["server_port"] for c in scenario["connections"]}):
@@ -72,10 +76,18 @@ def _as_list(v) -> list:
 def tshark_view(directory: Path, scenario: dict, *, keylog: bool, rsa_key: bool = False) -> list[dict]:
     frames = run_tshark(directory, scenario, keylog=keylog, rsa_key=rsa_key)
     server_ports = {c["server_port"] for c in scenario["connections"]}
+    udp = scenario.get("transport") == "udp"
     streams: dict[int, dict] = {}
     for frame in frames:
         layers = frame["_source"]["layers"]
-        tcp = layers.get("tcp")
+        if udp:           # DTLS: the same fields under "dtls." names, per UDP stream
+            layers = _dtls_as_tls(layers)
+            if "udp" not in layers:
+                continue
+            tcp = {k.replace("udp.", "tcp.", 1): v for k, v in layers["udp"].items()}
+            tcp["tcp.len"] = 0
+            layers["tls"] = layers.pop("dtls", [])
+        tcp = tcp if udp else layers.get("tcp")
         if not tcp:
             continue
         n = int(tcp["tcp.stream"])
@@ -108,6 +120,16 @@ def tshark_view(directory: Path, scenario: dict, *, keylog: bool, rsa_key: bool 
             s["resumed"] = True
         views.append({k: v for k, v in s.items() if not k.startswith("_")})
     return views
+
+
+def _dtls_as_tls(node):
+    """tshark's DTLS JSON with "dtls." field names as "tls." ones, for the TLS folding below."""
+    if isinstance(node, dict):
+        return {(k.replace("dtls.", "tls.", 1) if k.startswith("dtls.") else k): _dtls_as_tls(v)
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_dtls_as_tls(v) for v in node]
+    return node
 
 
 def _record(s: dict, side: str, record: dict) -> None:
@@ -149,6 +171,9 @@ def _record(s: dict, side: str, record: dict) -> None:
             s["server_extensions"] = ext_types
         elif htype == 11:
             count = len(list(_walk(hs, "tls.handshake.certificate_length")))
+            frag, whole = hs.get("tls.handshake.fragment_length"), hs.get("tls.handshake.length")
+            if not count and frag is not None and frag != whole:
+                continue      # DTLS: one fragment of a message tshark shows reassembled in a later frame
             key = f"{side}_certificates"
             if s[key] is None:
                 s[key] = count
@@ -181,7 +206,7 @@ def compare(directory: Path, scenario: dict, *, alert_order: bool = True) -> lis
     keyed = tshark_view(directory, scenario, keylog=True) if scenario.get("keylog") else None
     conns = scenario["connections"]
     if len(clear) != len(conns):
-        return [f"tshark sees {len(clear)} TCP connections, scenario.json lists {len(conns)}"]
+        return [f"tshark sees {len(clear)} connections, scenario.json lists {len(conns)}"]
     for i, (c, v) in enumerate(zip(conns, clear)):
         def check(what: str, expected, seen) -> None:
             if expected != seen:

@@ -19,8 +19,9 @@ def _host(host: str, port: int) -> str:
 
 def s_server(cwd: Path, port: int, cert: str, key: str, *, ca: str | None = None, verify: bool = False,
              crl: str | None = None, cipher: str | None = None, extra: tuple[str, ...] = (),
-             host: str = "127.0.0.1", mode: str = "-rev") -> Background:
-    """`openssl s_server`; verify=True requires a client certificate and aborts on verification errors."""
+             host: str = "127.0.0.1", mode: str = "-rev", udp: bool = False) -> Background:
+    """`openssl s_server`; verify=True requires a client certificate and aborts on verification errors;
+    udp=True for DTLS (give -dtls1_2 or similar in ``extra``)."""
     cmd = ["openssl", "s_server", "-accept", _host(host, port), "-cert", cert, "-key", key]
     if ca:
         cmd += ["-CAfile", ca]
@@ -33,16 +34,16 @@ def s_server(cwd: Path, port: int, cert: str, key: str, *, ca: str | None = None
     if mode:
         cmd.append(mode)
     cmd += list(extra)
-    ensure_free(port)
-    return _started(Background(cmd, cwd, stdin=True), port)
+    ensure_free(port, udp=udp)
+    return _started(Background(cmd, cwd, stdin=True), port, udp=udp)
 
 
-def _started(srv: Background, port: int, ready: bytes | None = None) -> Background:
+def _started(srv: Background, port: int, ready: bytes | None = None, udp: bool = False) -> Background:
     """Wait until the server listens; kill it if it does not."""
     try:
         if ready:
             srv.wait_output(ready, 10.0)
-        wait_listening(port, server=srv)
+        wait_listening(port, server=srv, udp=udp)
     except BaseException:
         srv.stop()
         raise
@@ -59,12 +60,12 @@ class ClientResult:
         return "Verify return code: 0 (ok)" in self.output
 
 
-def s_client(cwd: Path, port: int, *, servername: str | None, keylog: str = "keylog.txt", ca: str | None = None,
+def s_client(cwd: Path, port: int, *, servername: str | None, keylog: str | None = "keylog.txt", ca: str | None = None,
              cert: str | None = None, key: str | None = None, verify: bool = True, cipher: str | None = None,
              extra: tuple[str, ...] = (), host: str = "127.0.0.1", send: bytes = b"hello tlsscope\n",
              linger: float = 0.5, commands: tuple[bytes, ...] = ()) -> ClientResult:
     """`openssl s_client`: handshake, one line of data, optional s_client commands, then Q (close_notify)."""
-    cmd = ["openssl", "s_client", "-connect", _host(host, port), "-keylogfile", keylog]
+    cmd = ["openssl", "s_client", "-connect", _host(host, port)] + (["-keylogfile", keylog] if keylog else [])
     cmd += ["-servername", servername] if servername else ["-noservername"]
     if ca:
         cmd += ["-CAfile", ca]

@@ -104,25 +104,26 @@ class Background:
         self.stop()
 
 
-def _listening(port: int) -> bool:
-    # /proc/net/tcp{,6}: local address "IP:PORT" in hex, state 0A = LISTEN. Probing by connecting would
-    # put an extra connection into the capture.
-    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+def _listening(port: int, udp: bool = False) -> bool:
+    # /proc/net/tcp{,6}: local address "IP:PORT" in hex, state 0A = LISTEN (a bound UDP socket: 07 in
+    # /proc/net/udp{,6}). Probing by connecting would put an extra connection into the capture.
+    names, state = (("/proc/net/udp", "/proc/net/udp6"), "07") if udp else (("/proc/net/tcp", "/proc/net/tcp6"), "0A")
+    for name in names:
         try:
             lines = Path(name).read_text().splitlines()[1:]
         except OSError:
             continue
         for line in lines:
             fields = line.split()
-            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            if fields[3] == state and int(fields[1].rsplit(":", 1)[1], 16) == port:
                 return True
     return False
 
 
-def wait_listening(port: int, timeout: float = 10.0, server: Background | None = None) -> None:
+def wait_listening(port: int, timeout: float = 10.0, server: Background | None = None, udp: bool = False) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _listening(port):
+        if _listening(port, udp):
             return
         if server is not None and server.proc.poll() is not None:
             raise StepFailed(f"server exited before listening on {port}:\n{server.text()}")
@@ -130,10 +131,10 @@ def wait_listening(port: int, timeout: float = 10.0, server: Background | None =
     raise StepFailed(f"nothing listening on port {port} after {timeout}s")
 
 
-def ensure_free(port: int, timeout: float = 5.0) -> None:
+def ensure_free(port: int, timeout: float = 5.0, udp: bool = False) -> None:
     """Before starting a server: a listener left on the port would otherwise pass for ours."""
     deadline = time.monotonic() + timeout
-    while _listening(port):
+    while _listening(port, udp):
         if time.monotonic() > deadline:
             raise StepFailed(f"port {port} is already in use by another process")
         time.sleep(0.05)

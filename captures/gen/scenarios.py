@@ -33,8 +33,8 @@ class Ctx:
             self.ports.append(p)
         return p
 
-    def capture(self, ports: list[int]) -> Tcpdump:
-        return Tcpdump(self.out / "capture.pcap", ports)
+    def capture(self, ports: list[int], udp: bool = False) -> Tcpdump:
+        return Tcpdump(self.out / "capture.pcap", ports, udp=udp)
 
     def keep(self, src: Path, name: str | None = None) -> str:
         """Copy a PKI file into the scenario directory; returns its name there."""
@@ -579,6 +579,58 @@ def renegotiation(ctx: Ctx) -> dict:
     }
 
 
+# --------------------------------------------------------------------------------------------- 13
+def dtls(ctx: Ctx) -> dict:
+    sni = "dtls.tlsscope.test"
+    ca = CA(ctx.work, "dtls", "tlsscope DTLS CA")
+    ctx.keep(ca.cert, "ca.pem")
+    ca.issue(ctx.out, "server", sni, sans=(sni,))
+    ca.issue(ctx.out, "client", "carol", kind="client")
+    port, legacy_port = ctx.port(0), ctx.port(1)
+    with ctx.capture([port, legacy_port], udp=True), \
+            peers.s_server(ctx.out, port, "server.pem", "server.key", ca="ca.pem", verify=True, mode="",
+                           udp=True, extra=("-dtls1_2",)), \
+            peers.s_server(ctx.out, legacy_port, "server.pem", "server.key", mode="", udp=True,
+                           cipher=f"AES256-SHA:{SECLEVEL0}", extra=("-dtls1",)):
+        ok = peers.s_client(ctx.out, port, servername=sni, keylog=None, ca="ca.pem", cert="client.pem",
+                            key="client.key", extra=("-dtls1_2",))
+        expect(ok.verify_ok and "Protocol  : DTLSv1.2" in ok.output and "Cipher is (NONE)" not in ok.output,
+               "mutual DTLS 1.2", ok)
+        refused = peers.s_client(ctx.out, port, servername=sni, keylog=None, ca="ca.pem", extra=("-dtls1_2",))
+        expect("Cipher is (NONE)" in refused.output or refused.returncode != 0,
+               "DTLS 1.2 without a client certificate is refused", refused)
+        old = peers.s_client(ctx.out, legacy_port, servername=sni, keylog=None, ca="ca.pem",
+                             cipher=f"AES256-SHA:{SECLEVEL0}", extra=("-dtls1",))
+        expect("Protocol  : DTLSv1" in old.output and "Cipher is (NONE)" not in old.output, "DTLS 1.0", old)
+    suite = "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
+    return {
+        "description": "DTLS over UDP between openssl s_server and s_client: mutual DTLS 1.2 (the server "
+                       "verifies the client certificate against the CA), a DTLS 1.2 client without a "
+                       "certificate refused, and DTLS 1.0 with a static-RSA CBC suite at security level 0.",
+        "transport": "udp",
+        "notes": ["DTLS 1.2 and 1.0 send certificates in clear: no key log is needed to check the chains "
+                  "(tlsscope does not decrypt DTLS records, so none is kept)",
+                  "openssl s_server answers every ClientHello with a HelloVerifyRequest (cookie exchange): "
+                  "each connection carries two ClientHellos",
+                  "OpenSSL cuts the Certificate flight into ~200-byte handshake fragments (its default DTLS "
+                  "MTU on lo): the handshake reassembly is exercised by a real peer",
+                  "connection 2: the client answers the CertificateRequest with an empty Certificate message",
+                  "s_server and s_client send their certificate followed by the CA certificate where they "
+                  "were given -CAfile (the DTLS 1.0 server was not: its certificate goes alone)"],
+        "connections": [
+            conn(sni=sni, version="DTLS 1.2", suite=suite, server_certificates=2, client_certificates=2,
+                 client_certificate_requested=True, alerts=close12(), server_cert="server.pem",
+                 client_cert="client.pem", findings=[]),
+            conn(sni=sni, version="DTLS 1.2", suite=suite, server_certificates=2, client_certificates=0,
+                 client_certificate_requested=True, alerts=[alert("server", "handshake_failure")],
+                 server_cert="server.pem", findings=["alert_handshake_failure"]),
+            conn(sni=sni, version="DTLS 1.0", suite="TLS_RSA_WITH_AES_256_CBC_SHA", server_certificates=1,
+                 client_certificates=None, client_certificate_requested=False, alerts=close12(),
+                 server_cert="server.pem", findings=["dtls10_negotiated", "static_rsa_negotiated"], seclevel=0),
+        ],
+    }
+
+
 SCENARIOS = {
     "01-classic-sha1-mtls12": classic_sha1,
     "02-modern-mtls13": modern_mtls13,
@@ -592,4 +644,5 @@ SCENARIOS = {
     "10-chain-ipv6": chain_ipv6,
     "11-stacks": stacks,
     "12-renegotiation": renegotiation,
+    "13-dtls": dtls,
 }
