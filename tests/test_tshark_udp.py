@@ -14,26 +14,21 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 import tshark_oracle as oracle
-from conftest import CORPUS, corpus_manifest, need_corpus, need_tool
+from conftest import CAPTURES, CORPUS, corpus_manifest, need_corpus, need_tool
+
+sys.path.insert(0, str(CAPTURES))
+from gen.oracle import dtls_as_tls  # noqa: E402   (tshark's DTLS fields under TLS names)
 
 FILTER = "quic && (tls.handshake.type == 1 || tls.handshake.type == 2 || tls.handshake.type == 11)"
 DTLS_FILTER = "dtls.handshake.type == 1 || dtls.handshake.type == 2 || dtls.handshake.type == 11"
 QUIC_ITEMS = [c for c in corpus_manifest() if (c.get("tshark") or {}).get("quic_versions")]
 DTLS_ITEMS = [c for c in corpus_manifest() if (c.get("tshark") or {}).get("dtls_versions")]
-
-
-def _as_tls(node):
-    """tshark's DTLS JSON with its "dtls." field names as "tls." ones, for tshark_oracle's readers."""
-    if isinstance(node, dict):
-        return {(k.replace("dtls.", "tls.", 1) if k.startswith("dtls.") else k): _as_tls(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_as_tls(v) for v in node]
-    return node
 
 
 def _hellos(conn: dict, src, dst, hs) -> None:
@@ -54,7 +49,7 @@ def _tshark_dtls(tshark: str, path) -> dict:
                            "-J", "frame ip ipv6 udp dtls"], capture_output=True, timeout=oracle.TIMEOUT)
     conns: dict = {}
     for pkt in json.loads(done.stdout.strip() or b"[]"):
-        layers = _as_tls(pkt["_source"]["layers"])
+        layers = dtls_as_tls(pkt["_source"]["layers"])
         src, dst = _ends(layers)
         conn = conns.setdefault(tuple(sorted((src, dst))), {"client": None, "client_hellos": [],
                                                             "server_hellos": [], "server_certificates": []})

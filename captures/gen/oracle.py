@@ -81,7 +81,7 @@ def tshark_view(directory: Path, scenario: dict, *, keylog: bool, rsa_key: bool 
     for frame in frames:
         layers = frame["_source"]["layers"]
         if udp:           # DTLS: the same fields under "dtls." names, per UDP stream
-            layers = _dtls_as_tls(layers)
+            layers = dtls_as_tls(layers)
             if "udp" not in layers:
                 continue
             tcp = {k.replace("udp.", "tcp.", 1): v for k, v in layers["udp"].items()}
@@ -122,13 +122,13 @@ def tshark_view(directory: Path, scenario: dict, *, keylog: bool, rsa_key: bool 
     return views
 
 
-def _dtls_as_tls(node):
+def dtls_as_tls(node):
     """tshark's DTLS JSON with "dtls." field names as "tls." ones, for the TLS folding below."""
     if isinstance(node, dict):
-        return {(k.replace("dtls.", "tls.", 1) if k.startswith("dtls.") else k): _dtls_as_tls(v)
+        return {(k.replace("dtls.", "tls.", 1) if k.startswith("dtls.") else k): dtls_as_tls(v)
                 for k, v in node.items()}
     if isinstance(node, list):
-        return [_dtls_as_tls(v) for v in node]
+        return [dtls_as_tls(v) for v in node]
     return node
 
 
