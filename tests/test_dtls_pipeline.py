@@ -74,3 +74,27 @@ def test_dtls_output_forms(name):
     j = json.loads(line_renderer("json")(r))
     assert j["transport"] == "dtls" and j["dtls"]["records"]["client"] > 0 and j["quic"] is None
     assert "  DTLS  " in line_renderer("summary")(r)
+
+
+def test_dtls_decrypted_with_the_key_log():
+    """captures/13-dtls with its key log: Finished, application data and close_notify open in both DTLS
+    1.2 (AES-GCM) and DTLS 1.0 (AES-CBC), record numbers taken from each record's epoch and sequence."""
+    from conftest import CAPTURES
+    d = CAPTURES / "13-dtls"
+    plain: dict = {}
+    reports = list(tlsscope.read(d / "capture.pcap", keylog=str(d / "keylog.txt"),
+                                 on_plaintext=lambda i, c, data: plain.setdefault((i, c), []).append(data)))
+    assert len(reports) == 3
+    for r in reports:
+        assert r.decryption["failures"] == 0 and r.decryption["records_decrypted"] >= 1
+        # the Finished hash covers DTLS-framed messages: decrypted, not verified
+        assert r.decryption["finished_verified"] == {"client": None, "server": None}
+        assert not {f.code for f in r.findings} & {"handshake_oversized", "handshake_malformed",
+                                                   "decryption_failed"}
+        finished = [e.from_client for e in r.timeline if e.name == "Finished" and e.decrypted]
+        assert finished == ([True] if r.end.startswith("fatal") else [True, False])
+    ok = [r for r in reports if not r.end.startswith("fatal")]
+    for r in ok:
+        assert b"".join(plain[(r.id, True)]) == b"hello tlsscope\n"
+        assert [(a.from_client, a.description, a.decrypted) for a in r.alerts] == [(True, 0, True), (False, 0, True)]
+        assert r.end == "close_notify from client"

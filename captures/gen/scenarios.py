@@ -592,14 +592,14 @@ def dtls(ctx: Ctx) -> dict:
                            udp=True, extra=("-dtls1_2",)), \
             peers.s_server(ctx.out, legacy_port, "server.pem", "server.key", mode="", udp=True,
                            cipher=f"AES256-SHA:{SECLEVEL0}", extra=("-dtls1",)):
-        ok = peers.s_client(ctx.out, port, servername=sni, keylog=None, ca="ca.pem", cert="client.pem",
+        ok = peers.s_client(ctx.out, port, servername=sni, ca="ca.pem", cert="client.pem",
                             key="client.key", extra=("-dtls1_2",))
         expect(ok.verify_ok and "Protocol  : DTLSv1.2" in ok.output and "Cipher is (NONE)" not in ok.output,
                "mutual DTLS 1.2", ok)
-        refused = peers.s_client(ctx.out, port, servername=sni, keylog=None, ca="ca.pem", extra=("-dtls1_2",))
+        refused = peers.s_client(ctx.out, port, servername=sni, ca="ca.pem", extra=("-dtls1_2",))
         expect("Cipher is (NONE)" in refused.output or refused.returncode != 0,
                "DTLS 1.2 without a client certificate is refused", refused)
-        old = peers.s_client(ctx.out, legacy_port, servername=sni, keylog=None, ca="ca.pem",
+        old = peers.s_client(ctx.out, legacy_port, servername=sni, ca="ca.pem",
                              cipher=f"AES256-SHA:{SECLEVEL0}", extra=("-dtls1",))
         expect("Protocol  : DTLSv1" in old.output and "Cipher is (NONE)" not in old.output, "DTLS 1.0", old)
     suite = "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
@@ -608,8 +608,9 @@ def dtls(ctx: Ctx) -> dict:
                        "verifies the client certificate against the CA), a DTLS 1.2 client without a "
                        "certificate refused, and DTLS 1.0 with a static-RSA CBC suite at security level 0.",
         "transport": "udp",
-        "notes": ["DTLS 1.2 and 1.0 send certificates in clear: no key log is needed to check the chains "
-                  "(tlsscope does not decrypt DTLS records, so none is kept)",
+        "notes": ["DTLS 1.2 and 1.0 send certificates in clear: no key log is needed to check the chains; "
+                  "keylog.txt (s_client -keylogfile) opens the encrypted records: Finished, close_notify and "
+                  "the application data",
                   "openssl s_server answers every ClientHello with a HelloVerifyRequest (cookie exchange): "
                   "each connection carries two ClientHellos",
                   "OpenSSL cuts the Certificate flight into ~200-byte handshake fragments (its default DTLS "
@@ -620,13 +621,16 @@ def dtls(ctx: Ctx) -> dict:
         "connections": [
             conn(sni=sni, version="DTLS 1.2", suite=suite, server_certificates=2, client_certificates=2,
                  client_certificate_requested=True, alerts=close12(), server_cert="server.pem",
-                 client_cert="client.pem", findings=[]),
+                 client_cert="client.pem", findings=[],
+                 decrypted=dec(2, 2, [("client", "close_notify"), ("server", "close_notify")])),
             conn(sni=sni, version="DTLS 1.2", suite=suite, server_certificates=2, client_certificates=0,
                  client_certificate_requested=True, alerts=[alert("server", "handshake_failure")],
-                 server_cert="server.pem", findings=["alert_handshake_failure"]),
+                 server_cert="server.pem", findings=["alert_handshake_failure"],
+                 decrypted=dec(2, 0, [("server", "handshake_failure")])),
             conn(sni=sni, version="DTLS 1.0", suite="TLS_RSA_WITH_AES_256_CBC_SHA", server_certificates=1,
                  client_certificates=None, client_certificate_requested=False, alerts=close12(),
-                 server_cert="server.pem", findings=["dtls10_negotiated", "static_rsa_negotiated"], seclevel=0),
+                 server_cert="server.pem", findings=["dtls10_negotiated", "static_rsa_negotiated"], seclevel=0,
+                 decrypted=dec(1, None, [("client", "close_notify"), ("server", "close_notify")])),
         ],
     }
 

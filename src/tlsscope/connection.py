@@ -117,6 +117,10 @@ class TlsConnection:
         self._client_flight_after_sh = False
         self._null_mac_suite: int | None = None
         self._null_mac: int | None = None
+        self._record_seq: int | None = None   # set by record() for the record being read (DTLS)
+        # decrypted handshake record body -> TLS-framed messages (DTLS frames handshake fragments
+        # with its own 12-byte header; set by tlsscope.dtls_connection)
+        self.unframe_handshake: Callable[[bool, bytes], bytes] | None = None
 
     # -- helpers -------------------------------------------------------------
     def _side(self, from_a: bool) -> _Side:
@@ -195,15 +199,20 @@ class TlsConnection:
                 self._handshake(from_a, msg, decrypted=decrypted)
 
     def record(self, from_a: bool, content_type: int, version: int, fragment: bytes, offset: int, ts: float,
-               frame: int) -> None:
+               frame: int, *, seq: int | None = None) -> None:
         """One record framed elsewhere (a DTLS record, its header removed): the same checks and
         timeline as a TLS record. Handshake records in clear go through handshake_data instead,
-        since DTLS frames handshake fragments differently."""
+        since DTLS frames handshake fragments differently. ``seq``: the record's explicit sequence
+        number (DTLS: epoch and sequence), which decryption uses instead of counting records."""
         self.state.ts_last = ts
         self.state.is_tls = True
         side = self._a if from_a else self._b
         side.seen_data = True
-        self._records(from_a, [rl.Record(content_type, version, fragment, offset, ts, frame)])
+        self._record_seq = seq
+        try:
+            self._records(from_a, [rl.Record(content_type, version, fragment, offset, ts, frame)])
+        finally:
+            self._record_seq = None
 
     def gap(self, from_a: bool, missing: int, ts: float, frame: int) -> None:
         side = self._side(from_a)
@@ -391,7 +400,8 @@ class TlsConnection:
         encrypted = side.encrypted and not compat
         body, decrypted = rec.fragment, False
         if encrypted and self._decryptor is not None:
-            res = self._decryptor.decrypt(from_client, rec.content_type, rec.legacy_version, rec.fragment)
+            res = self._decryptor.decrypt(from_client, rec.content_type, rec.legacy_version, rec.fragment,
+                                          seq=self._record_seq)
             if res is not None and hasattr(res, "plaintext"):
                 body, decrypted = res.plaintext, True
         self._add(TimelineEntry(from_client, rec.ts, rec.frame, rec.content_type, None, "ChangeCipherSpec",
@@ -439,7 +449,7 @@ class TlsConnection:
         if from_client and self._tls13:
             self._client_flight_after_sh = True
         if self._decryptor is not None:
-            res = self._decryptor.decrypt(from_client, ct, rec.legacy_version, rec.fragment)
+            res = self._decryptor.decrypt(from_client, ct, rec.legacy_version, rec.fragment, seq=self._record_seq)
             if res is not None and hasattr(res, "plaintext"):
                 self._decrypted(from_a, side, rec, res)
                 return
@@ -487,7 +497,10 @@ class TlsConnection:
         if ct == rl.HANDSHAKE:
             if side.hs_dec is None:
                 side.hs_dec = HandshakeDefragmenter()
-            self._handshake_bytes(from_a, side.hs_dec, res.plaintext, rec, decrypted=True)
+            data = res.plaintext
+            if self.unframe_handshake is not None:
+                data = self.unframe_handshake(from_a, data)
+            self._handshake_bytes(from_a, side.hs_dec, data, rec, decrypted=True)
         elif ct == rl.ALERT:
             self._alert(from_a, res.plaintext, rec, encrypted=True, decrypted=True)
         elif ct == rl.APPLICATION_DATA:

@@ -58,7 +58,9 @@ class DtlsFlows(UdpFlowTable):
         info = {"record_version": first.version, "cookies": [], "hello_verify_request": None,
                 "records": {"client": 0, "server": 0}, "retransmissions": {"client": 0, "server": 0}}
         conn.state.dtls = info
-        return _DtlsFlow(fid, conn, key_c, key_s, dg.ts, dg.frame, info)
+        flow = _DtlsFlow(fid, conn, key_c, key_s, dg.ts, dg.frame, info)
+        conn.unframe_handshake = lambda from_client, plaintext: self._unframe(flow, from_client, plaintext)
+        return flow
 
     def read(self, flow: _DtlsFlow, dg: Datagram, from_client: bool) -> None:
         conn = flow.conn
@@ -73,21 +75,37 @@ class DtlsFlows(UdpFlowTable):
             flow.info["records"][who] += 1
             ct = rec.content_type
             if ct is None:                  # DTLS 1.3 unified header: the content type is encrypted
-                conn.record(from_client, APPLICATION_DATA, 0xFEFD, rec.fragment, rec.offset, dg.ts, dg.frame)
+                conn.record(from_client, APPLICATION_DATA, 0xFEFD, rec.fragment, rec.offset, dg.ts, dg.frame,
+                            seq=None)
             elif ct == HANDSHAKE and rec.epoch == 0:
                 stats.records += 1
                 self._handshake(flow, rec, dg, from_client)
             else:
-                conn.record(from_client, ct, rec.version, rec.fragment, rec.offset, dg.ts, dg.frame)
+                # the record's own epoch and sequence number: the decryptor's MAC/AEAD input (RFC 6347 §4.1.2.1)
+                conn.record(from_client, ct, rec.version, rec.fragment, rec.offset, dg.ts, dg.frame,
+                            seq=(rec.epoch << 48) | rec.sequence)
 
     def _handshake(self, flow: _DtlsFlow, rec, dg: Datagram, from_client: bool) -> None:
+        framed = self._messages(flow, from_client, rec.fragment, f"frame {dg.frame}")
+        if framed:
+            flow.conn.handshake_data(from_client, framed, flow.offsets[from_client], dg.ts, dg.frame)
+            flow.offsets[from_client] += len(framed)
+
+    def _unframe(self, flow: _DtlsFlow, from_client: bool, plaintext: bytes) -> bytes:
+        """A decrypted handshake record (Finished, or a renegotiation): its messages TLS-framed."""
+        return self._messages(flow, from_client, plaintext, "a decrypted record")
+
+    def _messages(self, flow: _DtlsFlow, from_client: bool, fragment: bytes, where: str) -> bytes:
+        """The handshake fragments of one record through the direction's reassembler (clear and
+        decrypted records share it: message_seq runs on across epochs); the complete messages,
+        TLS-framed, with the ClientHello's cookie taken out."""
         conn = flow.conn
         who = "client" if from_client else "server"
-        frags, err = split_handshake_fragments(rec.fragment)
+        frags, err = split_handshake_fragments(fragment)
         if err is not None:
-            conn.finding(Severity.MEDIUM, "handshake_malformed",
-                         f"{who} DTLS handshake record in frame {dg.frame}: {err}")
+            conn.finding(Severity.MEDIUM, "handshake_malformed", f"{who} DTLS handshake record in {where}: {err}")
         reasm = flow.reassembly[from_client]
+        out = bytearray()
         for frag in frags:
             for msg_type, _seq, body in reasm.add(frag):
                 if msg_type == CLIENT_HELLO:
@@ -101,16 +119,14 @@ class DtlsFlows(UdpFlowTable):
                         flow.info["hello_verify_request"] = {"server_version": hvr.server_version,
                                                              "cookie": hvr.cookie.hex()}
                     except Exception as e:  # noqa: BLE001 - a malformed message is a finding, never a crash
-                        conn.finding(Severity.MEDIUM, "handshake_malformed",
-                                     f"server HelloVerifyRequest in frame {dg.frame}: {e}")
-                framed = bytes([msg_type]) + len(body).to_bytes(3, "big") + body
-                conn.handshake_data(from_client, framed, flow.offsets[from_client], dg.ts, dg.frame)
-                flow.offsets[from_client] += len(framed)
+                        conn.finding(Severity.MEDIUM, "handshake_malformed", f"server HelloVerifyRequest in {where}: {e}")
+                out += bytes([msg_type]) + len(body).to_bytes(3, "big") + body
         flow.info["retransmissions"][who] = reasm.retransmissions
         for note in reasm.notes:
             if note not in flow.told and len(flow.told) < 20:
                 flow.told.add(note)
                 conn.finding(Severity.MEDIUM, "dtls_handshake_reassembly", f"{who}: {note}")
+        return bytes(out)
 
     def closing(self, flow: _DtlsFlow) -> None:
         for from_client, reasm in flow.reassembly.items():

@@ -117,9 +117,9 @@ class Analyzer:
             from .quic_connection import QuicFlows
             idle = min(self.tcp.idle_timeout, 120.0)
             tables = self._udp = [
-                QuicFlows(self.tcp.reserve_id, idle_timeout=idle, suite_info=self._suite_info,
+                QuicFlows(self.tcp.reserve_id, self._udp_connection("quic"), idle_timeout=idle,
                           keylog=lambda: self._keylog),
-                DtlsFlows(self.tcp.reserve_id, idle_timeout=idle, suite_info=self._suite_info)]
+                DtlsFlows(self.tcp.reserve_id, self._udp_connection("dtls"), idle_timeout=idle)]
             self.tcp.on_sweep = self._udp_sweep
         closes: list = []
         got = None
@@ -144,6 +144,11 @@ class Analyzer:
             if self.on_detect is not None:
                 self.on_detect(self._next_id - 1)
         return out
+
+    def _udp_connection(self, records: str) -> Callable[..., TlsConnection]:
+        def connect(flow_id: int, client, server, ts: float, frame: int) -> TlsConnection:
+            return self._connection(flow_id, client, server, ts, frame, True, records=records)
+        return connect
 
     def _udp_sweep(self, now: float, events: list) -> None:
         n = len(events)
@@ -246,18 +251,23 @@ class Analyzer:
         self.stats.non_tls_flows += 1
 
     def _new_connection(self, ev: TcpOpen) -> TlsConnection:
+        return self._connection(ev.flow_id, ev.client, ev.server, ev.ts, ev.frame, ev.syn_seen)
+
+    def _connection(self, flow_id: int, client, server, ts: float, frame: int, syn_seen: bool, *,
+                    records: str = "tls") -> TlsConnection:
+        """The state machine of a new flow; ``records`` "tls" or "dtls" get a record decryptor when
+        there are keys, "quic" none (QUIC protects packets, not records: tlsscope.quic_connection)."""
         decryptor = None
-        if self._keylog is not None or self.options.rsa_keys is not None:
+        if records != "quic" and (self._keylog is not None or self.options.rsa_keys is not None):
             from .decrypt import ConnectionDecryptor, KeyLog
             if self._keylog is None:
                 # one KeyLog for the whole run: it also caches sessions opened with --rsa-key,
                 # which later abbreviated handshakes (resumptions) need
                 self._keylog = KeyLog()
-            decryptor = ConnectionDecryptor(self._keylog, self.options.rsa_keys)
+            decryptor = ConnectionDecryptor(self._keylog, self.options.rsa_keys, dtls=records == "dtls")
         on_plain = None
         if self.options.on_plaintext is not None:
             cb = self.options.on_plaintext
-            flow_id = ev.flow_id
             ids = self._ids
             only = self.options.conn
 
@@ -265,7 +275,7 @@ class Analyzer:
                 conn_id = ids.get(flow_id, 0)
                 if only is None or conn_id == only:   # --conn filters plaintext too (follow)
                     cb(conn_id, from_client, data)
-        return TlsConnection(ev.flow_id, ev.client, ev.server, ev.ts, ev.frame, ev.syn_seen,
+        return TlsConnection(flow_id, client, server, ts, frame, syn_seen,
                              decryptor=decryptor, on_plaintext=on_plain, suite_info=self._suite_info)
 
     # -- reports -------------------------------------------------------------

@@ -69,9 +69,9 @@ class _QuicFlow(UdpFlow):
 class QuicFlows(UdpFlowTable):
     """Every QUIC connection of a capture, by UDP address pair (bounded)."""
 
-    def __init__(self, new_id: Callable[[], int], *, idle_timeout: float = 120.0, max_flows: int = 50_000,
-                 suite_info=None, keylog: Callable[[], object] | None = None):
-        super().__init__(new_id, idle_timeout=idle_timeout, max_flows=max_flows, suite_info=suite_info)
+    def __init__(self, new_id: Callable[[], int], connect: Callable[..., TlsConnection], *,
+                 idle_timeout: float = 120.0, max_flows: int = 50_000, keylog: Callable[[], object] | None = None):
+        super().__init__(new_id, connect, idle_timeout=idle_timeout, max_flows=max_flows)
         self._keylog = keylog or (lambda: None)
 
     def opens(self, dg: Datagram):

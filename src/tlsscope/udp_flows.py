@@ -35,12 +35,12 @@ class UdpFlow:
 class UdpFlowTable:
     """Flows by address pair, in opening order; ``opens`` and ``read`` are the transport's part."""
 
-    def __init__(self, new_id: Callable[[], int], *, idle_timeout: float = 120.0, max_flows: int = 50_000,
-                 suite_info=None):
+    def __init__(self, new_id: Callable[[], int], connect: Callable[..., TlsConnection], *,
+                 idle_timeout: float = 120.0, max_flows: int = 50_000):
         self._new_id = new_id
+        self._connect = connect          # (flow id, client, server, ts, frame) -> TlsConnection
         self.idle_timeout = idle_timeout
         self.max_flows = max_flows
-        self._suite_info = suite_info
         self._by_key: dict[tuple, tuple[UdpFlow, bool]] = {}
         self._flows: OrderedDict[int, UdpFlow] = OrderedDict()
 
@@ -91,8 +91,7 @@ class UdpFlowTable:
             self._forget(old)
             closes.append(self._closed(old, "evicted"))
         fid = self._new_id()
-        conn = TlsConnection(fid, Endpoint(dg.src, dg.sport), Endpoint(dg.dst, dg.dport), dg.ts, dg.frame, True,
-                             suite_info=self._suite_info)
+        conn = self._connect(fid, Endpoint(dg.src, dg.sport), Endpoint(dg.dst, dg.dport), dg.ts, dg.frame)
         rev = (dg.dst, dg.dport, dg.src, dg.sport)
         flow = self.make(fid, conn, key, rev, dg, first)
         self._flows[fid] = flow

@@ -23,6 +23,8 @@ from .rsa import RsaKeys
 __all__ = ["Decrypted", "DecryptFailure", "ConnectionDecryptor"]
 
 TLS13 = 0x0304
+# DTLS versions and the TLS versions whose key schedule and record protection they use
+_TLS_OF_DTLS = {0xFEFF: 0x0302, 0x0100: 0x0302, 0xFEFD: 0x0303, 0xFEFC: 0x0304}
 
 # handshake types (RFC 8446 §4, RFC 5246 §7.4)
 HELLO_REQUEST, CLIENT_HELLO, SERVER_HELLO, NEW_SESSION_TICKET, END_OF_EARLY_DATA = 0, 1, 2, 4, 5
@@ -225,8 +227,11 @@ class _Direction:
 class ConnectionDecryptor:
     """Decrypts one TLS connection's records given the key log and/or RSA keys."""
 
-    def __init__(self, keylog: KeyLog, rsa_keys: RsaKeys | None = None) -> None:
+    def __init__(self, keylog: KeyLog, rsa_keys: RsaKeys | None = None, *, dtls: bool = False) -> None:
         self._keylogs: list[KeyLog] = [keylog] if keylog is not None else []
+        # DTLS <= 1.2: records carry their own epoch and sequence number; the Finished hash covers
+        # DTLS-framed messages, which this decryptor does not see, so Finished is not verified
+        self._dtls = dtls
         self._rsa = rsa_keys
         self._hs: _Handshake | None = None       # the handshake in progress (or the last one)
         self._active: _Handshake | None = None   # the handshake whose keys protect records now
@@ -392,6 +397,9 @@ class ConnectionDecryptor:
         sv = hello.extensions.get(EXT_SUPPORTED_VERSIONS)
         if sv is not None and len(sv) == 2:
             version = int.from_bytes(sv, "big")
+        if self._dtls:
+            # key schedule and record protection of the TLS version DTLS builds on (DTLS 1.3: not supported)
+            version = _TLS_OF_DTLS.get(version, version)
         info = _suite_info(hello.cipher_suite)
         if hello.random == tls13.HELLO_RETRY_REQUEST_RANDOM:
             if info is None or info.prf_hash not in tls13.HASHES:
@@ -503,7 +511,7 @@ class ConnectionDecryptor:
             return
         if hs.master is None and hs.version is not None:
             self._tls12_master(hs)
-        if hs.master is not None and hs.version is not None:
+        if hs.master is not None and hs.version is not None and not self._dtls:
             expected = tls12.finished_verify_data(hs.version, hs.hash, hs.master,
                                                   bytes(hs.transcript), from_client)
             self.finished_verified[side] = expected == body
@@ -666,7 +674,8 @@ class ConnectionDecryptor:
 
     # -- records -------------------------------------------------------------
     def decrypt(self, from_client: bool, content_type: int, legacy_version: int,
-                fragment: bytes) -> Decrypted | DecryptFailure | None:
+                fragment: bytes, seq: int | None = None) -> Decrypted | DecryptFailure | None:
+        """One record; ``seq`` is its explicit sequence number (DTLS), else records are counted."""
         hs = self._hs
         d = self._client if from_client else self._server
         fragment = bytes(fragment)
@@ -682,6 +691,8 @@ class ConnectionDecryptor:
                 return None
             if from_client and d.epoch == "early":
                 return self._client_early(d, content_type, legacy_version, fragment)
+        if seq is not None:
+            d.seq = seq
         result = self._open(d, content_type, legacy_version, fragment)
         if (isinstance(result, DecryptFailure) and hs.tls13 and from_client
                 and d.epoch == "handshake" and not d.decrypted_in_epoch and d.opener is not None
