@@ -117,6 +117,52 @@ def test_live_capture_mutual_tls(tmp_path: Path):
             assert file_report[key] == live_report[key], (name, key)
 
 
+def _udp_port() -> int:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_live_capture_dtls(tmp_path: Path):
+    """DTLS over UDP, live: the Datagram items of the capture edge reach the same pipeline (the
+    filter must let UDP in); the followed key log opens the records."""
+    _need_root()
+    ossl = need_tool("openssl")
+    need_tool("tcpdump")
+    pki = _pki(tmp_path)
+    port = _udp_port()
+    server = subprocess.Popen([ossl, "s_server", "-dtls1_2", "-accept", f"127.0.0.1:{port}", "-cert", pki["server"],
+                               "-key", pki["server_key"], "-quiet"],
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    keylog = tmp_path / "keys.txt"
+    live = subprocess.Popen([sys.executable, "-m", "tlsscope", "live", "-i", "lo", "-f", f"udp port {port}",
+                             "--duration", "7", "--json", "--keylog", str(keylog), "--ca", str(pki["ca"])],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2.0)   # the sniffer is listening
+        subprocess.run([ossl, "s_client", "-dtls1_2", "-connect", f"127.0.0.1:{port}", "-servername", "server.test",
+                        "-CAfile", pki["ca"], "-keylogfile", str(keylog)],
+                       input=b"hello over dtls\n", capture_output=True, timeout=15)
+        stdout, stderr = live.communicate(timeout=60)
+    finally:
+        server.kill()
+        if live.poll() is None:
+            live.kill()
+    assert live.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    ends = [json.loads(line) for line in stdout.splitlines() if line.strip() and '"end"' in line]
+    ends = [e for e in ends if e["event"] == "end"]
+    assert len(ends) == 1, stdout
+    e = ends[0]
+    assert e["transport"] == "dtls" and e["version"]["name"] == "DTLS 1.2" and e["sni"] == "server.test"
+    assert [c["subject"] for c in e["certificates"]["server"]] == ["CN=server.test"]
+    assert e["certificate_checks"]["server"]["status"] == "ok"
+    assert e["decryption"]["records_decrypted"] > 0 and e["decryption"]["failures"] == 0
+    assert e["application_data"]["client"]["plaintext_bytes"] == len(b"hello over dtls\n")
+
+
 def test_live_errors_are_one_line():
     p = subprocess.run([sys.executable, "-m", "tlsscope", "live", "-i", "nosuch0", "--duration", "1"],
                        capture_output=True, text=True, timeout=30)
