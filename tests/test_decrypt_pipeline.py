@@ -257,11 +257,10 @@ def _compare(case: Case, res: Ours, streams: dict[int, Stream]) -> dict[int, lis
             if r.application_data[side]["plaintext_bytes"] != len(mine):
                 diffs[r.id].append(f"{side} application_data.plaintext_bytes "
                                    f"{r.application_data[side]['plaintext_bytes']} != {len(mine)} delivered")
-        # Finished: verified exactly where tshark decrypts one (DTLS: decrypted, never verified, since the
-        # Finished hash covers DTLS-framed handshake messages)
+        # Finished: verified exactly where tshark decrypts one
         verified = (r.decryption or {}).get("finished_verified", {})
         for side, ep in (("client", c), ("server", s)):
-            seen = ep in stream.finished_from and r.transport != "dtls"
+            seen = ep in stream.finished_from
             if verified.get(side) is not (True if seen else None):
                 diffs[r.id].append(f"{side} Finished: finished_verified={verified.get(side)!r}, "
                                    f"tshark {'sees' if seen else 'does not see'} it")

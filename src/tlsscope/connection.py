@@ -121,6 +121,8 @@ class TlsConnection:
         # decrypted handshake record body -> TLS-framed messages (DTLS frames handshake fragments
         # with its own 12-byte header; set by tlsscope.dtls_connection)
         self.unframe_handshake: Callable[[bool, bytes], bytes] | None = None
+        # TLS-framed message -> the bytes it adds to the Finished hash, when they differ (DTLS)
+        self.transcript_of: Callable[[bool, bytes], bytes | None] | None = None
 
     # -- helpers -------------------------------------------------------------
     def _side(self, from_a: bool) -> _Side:
@@ -143,6 +145,10 @@ class TlsConnection:
         tl.append(entry)
 
     # for the transports that frame TLS themselves (tlsscope.quic_connection, tlsscope.dtls_connection)
+    @property
+    def decrypting(self) -> bool:
+        return self._decryptor is not None
+
     finding = _finding
     add_entry = _add
 
@@ -655,7 +661,8 @@ class TlsConnection:
                                 decrypted, decrypted, len(raw.body), message=msg, error=err, raw=raw.raw,
                                 offset=raw.offset))
         if self._decryptor is not None:
-            self._decryptor.observe_handshake(from_client, raw.raw)
+            self._decryptor.observe_handshake(
+                from_client, raw.raw, None if self.transcript_of is None else self.transcript_of(from_a, raw.raw))
         if msg is None:
             return
         # A malformed extension body stays inside its Extension (the message still decodes): report it.

@@ -27,7 +27,7 @@ CLIENT_HELLO, HELLO_VERIFY_REQUEST = 1, 3
 
 
 class _DtlsFlow(UdpFlow):
-    __slots__ = ("reassembly", "offsets", "info", "told")
+    __slots__ = ("reassembly", "offsets", "info", "told", "hashed")
 
     def __init__(self, fid: int, conn: TlsConnection, key_c: tuple, key_s: tuple, ts: float, frame: int,
                  info: dict):
@@ -36,6 +36,9 @@ class _DtlsFlow(UdpFlow):
         self.offsets = {True: 0, False: 0}      # handshake bytes handed on per direction
         self.info = info
         self.told: set = set()                  # notes already turned into findings
+        # TLS-framed message handed on -> its DTLS form for the Finished hash (RFC 6347 §4.2.6: the
+        # 12-byte header as if unfragmented, the ClientHello with its cookie); taken when read
+        self.hashed: dict[tuple[bool, bytes], bytes] = {}
 
 
 class DtlsFlows(UdpFlowTable):
@@ -60,6 +63,7 @@ class DtlsFlows(UdpFlowTable):
         conn.state.dtls = info
         flow = _DtlsFlow(fid, conn, key_c, key_s, dg.ts, dg.frame, info)
         conn.unframe_handshake = lambda from_client, plaintext: self._unframe(flow, from_client, plaintext)
+        conn.transcript_of = lambda from_client, message: flow.hashed.pop((from_client, message), None)
         return flow
 
     def read(self, flow: _DtlsFlow, dg: Datagram, from_client: bool) -> None:
@@ -107,7 +111,9 @@ class DtlsFlows(UdpFlowTable):
         reasm = flow.reassembly[from_client]
         out = bytearray()
         for frag in frags:
-            for msg_type, _seq, body in reasm.add(frag):
+            for msg_type, seq, body in reasm.add(frag):
+                length = len(body).to_bytes(3, "big")
+                dtls_form = bytes([msg_type]) + length + seq.to_bytes(2, "big") + b"\0\0\0" + length + body
                 if msg_type == CLIENT_HELLO:
                     split = split_client_hello_cookie(body)
                     if split is not None:
@@ -120,7 +126,10 @@ class DtlsFlows(UdpFlowTable):
                                                              "cookie": hvr.cookie.hex()}
                     except Exception as e:  # noqa: BLE001 - a malformed message is a finding, never a crash
                         conn.finding(Severity.MEDIUM, "handshake_malformed", f"server HelloVerifyRequest in {where}: {e}")
-                out += bytes([msg_type]) + len(body).to_bytes(3, "big") + body
+                message = bytes([msg_type]) + len(body).to_bytes(3, "big") + body
+                if conn.decrypting and len(flow.hashed) < 64:
+                    flow.hashed[(from_client, message)] = dtls_form
+                out += message
         flow.info["retransmissions"][who] = reasm.retransmissions
         for note in reasm.notes:
             if note not in flow.told and len(flow.told) < 20:

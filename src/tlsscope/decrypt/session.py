@@ -229,8 +229,8 @@ class ConnectionDecryptor:
 
     def __init__(self, keylog: KeyLog, rsa_keys: RsaKeys | None = None, *, dtls: bool = False) -> None:
         self._keylogs: list[KeyLog] = [keylog] if keylog is not None else []
-        # DTLS <= 1.2: records carry their own epoch and sequence number; the Finished hash covers
-        # DTLS-framed messages, which this decryptor does not see, so Finished is not verified
+        # DTLS <= 1.2: records carry their own epoch and sequence number, and the Finished hash covers
+        # the DTLS-framed messages (observe_handshake's ``transcript``)
         self._dtls = dtls
         self._rsa = rsa_keys
         self._hs: _Handshake | None = None       # the handshake in progress (or the last one)
@@ -293,7 +293,9 @@ class ConnectionDecryptor:
         return f"no key for client random {cr[:16]}…" + (f" ({what})" if what else "")
 
     # -- handshake -----------------------------------------------------------
-    def observe_handshake(self, from_client: bool, message: bytes) -> None:
+    def observe_handshake(self, from_client: bool, message: bytes, transcript: bytes | None = None) -> None:
+        """One handshake message (TLS-framed); ``transcript``: the bytes it adds to the handshake
+        hash when they differ from the message (DTLS: 12-byte header, the ClientHello's cookie)."""
         message = bytes(message)
         if len(message) < 4:
             self._problem(f"handshake message of {len(message)} bytes has no header")
@@ -301,7 +303,7 @@ class ConnectionDecryptor:
         msg_type = message[0]
         body = message[4:]
         try:
-            self._observe(from_client, msg_type, body, message)
+            self._observe(from_client, msg_type, body, bytes(transcript) if transcript is not None else message)
         except DecodeError as exc:
             self._problem(f"handshake type {msg_type}: {exc}")
 
@@ -511,7 +513,7 @@ class ConnectionDecryptor:
             return
         if hs.master is None and hs.version is not None:
             self._tls12_master(hs)
-        if hs.master is not None and hs.version is not None and not self._dtls:
+        if hs.master is not None and hs.version is not None:
             expected = tls12.finished_verify_data(hs.version, hs.hash, hs.master,
                                                   bytes(hs.transcript), from_client)
             self.finished_verified[side] = expected == body
