@@ -140,6 +140,8 @@ def test_key_log_opens_handshake_and_1rtt_packets():
     assert decrypted == ["EncryptedExtensions", "Certificate", "CertificateVerify", "Finished", "Finished"]
     dec = r.decryption
     assert dec["failures"] == 0 and dec["records_decrypted"] >= 8 and len(dec["keys_found"]) == 4
+    # both Finished check out over the CRYPTO streams' transcript (RFC 8446 §4.4.4)
+    assert dec["finished_verified"] == {"client": True, "server": True}
     assert r.state.stats["client"].app_plaintext_bytes == 4      # "ping" in a STREAM frame
     assert r.end == "QUIC CONNECTION_CLOSE from server (NO_ERROR)"
     assert r.certificate_checks is None
@@ -162,6 +164,7 @@ def test_embedded_secrets_open_quic_and_name_alpn_of_tls13():
     by = {r.transport: r for r in tlsscope.read(CORPUS / "FoxIO-LLC_ja4/pcap/chrome-cloudflare-quic-with-secrets.pcapng")}
     q, t = by["quic"], by["tcp"]
     assert q.decryption["failures"] == 0 and q.decryption["records_decrypted"] > 10
+    assert q.decryption["finished_verified"] == {"client": True, "server": True}
     assert "CompressedCertificate" in [e.name for e in q.timeline if e.decrypted]
     assert (t.alpn, q.alpn) == ("h2", "h3")
     assert q.quic["close"]["from"] == "client"

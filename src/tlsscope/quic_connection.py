@@ -26,7 +26,8 @@ from .model import Datagram
 from .quic import CryptoStream, InitialDecoder, looks_like_quic, split_datagram
 from .udp_flows import UdpFlow, UdpFlowTable
 
-ALERT, HANDSHAKE = 21, 22
+ALERT, HANDSHAKE, FINISHED = 21, 22, 20
+HANDSHAKE_BYTES_MAX = 256 * 1024
 # CONNECTION_CLOSE error codes 0x0100-0x01ff carry a TLS alert (RFC 9001 §4.8)
 CRYPTO_ERROR_BASE = 0x0100
 KINDS = ("initial", "0rtt", "handshake", "retry", "version_negotiation", "1rtt")
@@ -42,7 +43,7 @@ _ENCRYPTED_NAMES = {"handshake": "QUIC Handshake packet", "0rtt": "QUIC 0-RTT pa
 
 class _QuicFlow(UdpFlow):
     __slots__ = ("decoder", "crypto", "delivered", "overflow_told", "info", "keys", "decrypted", "failures",
-                 "problems")
+                 "problems", "handshake_bytes", "secrets")
 
     def __init__(self, fid: int, conn: TlsConnection, decoder: InitialDecoder, key_c: tuple, key_s: tuple,
                  ts: float, frame: int, info: dict):
@@ -57,13 +58,55 @@ class _QuicFlow(UdpFlow):
         self.decrypted = 0                      # packets opened with key-log keys
         self.failures = 0
         self.problems: list[str] = []
+        # the handshake messages of the Initial and Handshake levels, per direction, for the Finished
+        # check (bounded; None once past the bound)
+        self.handshake_bytes: dict = {key: bytearray() for key in self.crypto if key[0] != "1rtt"}
+        self.secrets: dict[str, bytes] = {}     # handshake traffic secrets found in the key log
 
     def status(self) -> dict:
         """The report's "decryption" entry (the shape ConnectionDecryptor.status gives over TCP)."""
         return {"keys_found": sorted(self.keys or ()), "used": self.decrypted > 0, "method": "quic",
                 "version": self.conn.state.version, "cipher_suite": self.conn.state.cipher_suite,
                 "records_decrypted": self.decrypted, "failures": self.failures, "early_data_skipped": 0,
-                "finished_verified": {}, "problems": list(self.problems)}
+                "finished_verified": self._finished_verified(), "problems": list(self.problems)}
+
+    def _finished_verified(self) -> dict:
+        """Both Finished checked as TLS 1.3 does (RFC 8446 §4.4.4) over the CRYPTO streams: the
+        transcript is ClientHello, ServerHello, the server's Handshake-level flight, then the client's."""
+        out: dict = {"client": None, "server": None}
+        hb = self.handshake_bytes
+        suite = self.conn.state.cipher_suite
+        if suite is None or any(v is None for v in hb.values()):
+            return out
+        from .decrypt import tls13
+        hash_name = "sha384" if suite == 0x1302 else "sha256"
+        ch, sh = _messages(hb[("initial", True)]), _messages(hb[("initial", False)])
+        if len(ch) != 1 or len(sh) != 1:
+            return out                   # a HelloRetryRequest (message_hash): not checked here
+        transcript = ch[0] + sh[0]
+        for from_client, label in ((False, "SERVER_HANDSHAKE_TRAFFIC_SECRET"), (True, "CLIENT_HANDSHAKE_TRAFFIC_SECRET")):
+            flight = _messages(hb[("handshake", from_client)])
+            fin = next((i for i, m in enumerate(flight) if m[0] == FINISHED), None)
+            secret = self.secrets.get(label)
+            if fin is None or secret is None:
+                return out
+            transcript += b"".join(flight[:fin])
+            expected = tls13.finished_verify_data(hash_name, secret, tls13.hash_bytes(hash_name, bytes(transcript)))
+            out["client" if from_client else "server"] = expected == flight[fin][4:]
+            transcript += flight[fin]
+        return out
+
+
+def _messages(data: bytes) -> list[bytes]:
+    """Whole handshake messages (with their 4-byte headers) at the start of ``data``."""
+    out, pos, n = [], 0, len(data)
+    while n - pos >= 4:
+        end = pos + 4 + int.from_bytes(data[pos + 1:pos + 4], "big")
+        if end > n:
+            break
+        out.append(bytes(data[pos:end]))
+        pos = end
+    return out
 
 
 class QuicFlows(UdpFlowTable):
@@ -143,6 +186,11 @@ class QuicFlows(UdpFlowTable):
                     conn.handshake_data(from_client, got, flow.delivered[d], dg.ts, dg.frame,
                                         decrypted=decrypted)
                     flow.delivered[d] += len(got)
+                    kept = flow.handshake_bytes.get(d, False)
+                    if kept is not False and kept is not None:
+                        kept += got
+                        if len(kept) > HANDSHAKE_BYTES_MAX:
+                            flow.handshake_bytes[d] = None
             if stream.overflow and d not in flow.overflow_told:
                 flow.overflow_told.add(d)
                 conn.finding(Severity.MEDIUM, "quic_crypto_overflow",
@@ -165,6 +213,7 @@ class QuicFlows(UdpFlowTable):
             secret = keylog.secret(random, label)
             if secret is not None and flow.decoder.install(level, from_client, st.cipher_suite, secret):
                 flow.keys.append(label)
+                flow.secrets[label] = secret
         if flow.keys:
             st.decryption = flow
         elif len(keylog):
