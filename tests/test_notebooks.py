@@ -18,9 +18,9 @@ from conftest import CAPTURES, IN_CI, ROOT, need_corpus
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 # Notebooks that read the shared corpus by path (not bundled): skipped outside CI without it.
-USES_CORPUS = {"04-many-connections"}
+USES_CORPUS = {"04-many-connections", "05-tls-over-udp"}
 EXPECTED = {"01-tls12-mutual-auth-walkthrough", "02-tls13-with-keylog", "03-why-did-the-handshake-fail",
-            "04-many-connections"}
+            "04-many-connections", "05-tls-over-udp"}
 
 
 def _need(module: str):
