@@ -123,20 +123,15 @@ def _quic_datagrams() -> list:
         return [i for i in reader if i.__class__ is Datagram]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data())
-def test_damaged_quic_datagrams_through_the_pipeline(data):
-    """QUIC datagrams of a real connection, some damaged (cut, bit flips, inserted bytes), others
-    dropped or repeated: analyze() never raises and still reports the connection when the client's
-    first Initial is intact."""
+def _damaged_stream(data, dgs: list, intact: set) -> list:
+    """The datagrams with some damaged (cut, a bit flipped, bytes inserted), dropped, repeated or
+    swapped with the one before; those at the indexes in ``intact`` are kept as they are."""
     from tlsscope.model import Datagram
-    dgs = _quic_datagrams()
-    items = []
+    items: list = []
     for i, dg in enumerate(dgs):
         p = dg.payload
-        how = data.draw(st.sampled_from(("keep", "keep", "cut", "flip", "insert", "drop", "twice")), label=f"dg{i}")
-        if i == 0:
-            how = "keep"
+        how = "keep" if i in intact else data.draw(
+            st.sampled_from(("keep", "keep", "cut", "flip", "insert", "drop", "twice", "swap")), label=f"dg{i}")
         if how == "drop":
             continue
         if how == "cut":
@@ -148,9 +143,22 @@ def test_damaged_quic_datagrams_through_the_pipeline(data):
             k = data.draw(st.integers(0, len(p)))
             p = p[:k] + data.draw(st.binary(min_size=1, max_size=40)) + p[k:]
         item = Datagram(dg.ts, dg.frame, dg.src, dg.dst, dg.sport, dg.dport, p)
+        if how == "swap" and items:
+            items.insert(len(items) - 1, item)
+            continue
         items.append(item)
         if how == "twice":
             items.append(item)
+    return items
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_damaged_quic_datagrams_through_the_pipeline(data):
+    """QUIC datagrams of a real connection, some damaged (cut, bit flips, inserted bytes), others
+    dropped, repeated or reordered: analyze() never raises and still reports the connection when the
+    client's first Initial is intact."""
+    items = _damaged_stream(data, _quic_datagrams(), {0})
     reports = list(analyze(items, Options()))
     assert len(reports) == 1 and reports[0].transport == "quic"
     assert reports[0].sni == "example.ulfheim.net"
@@ -170,34 +178,11 @@ def test_damaged_dtls_datagrams_through_the_pipeline(data):
     """The DTLS datagrams of captures/13-dtls (three connections, fragmented Certificate flights),
     some damaged, dropped, repeated or swapped with their neighbour: analyze() never raises, and a
     connection whose first ClientHello datagram is intact is still reported with its SNI."""
-    from tlsscope.model import Datagram
     dgs = _dtls_datagrams()
     firsts = {}
     for i, dg in enumerate(dgs):
         firsts.setdefault((dg.src, dg.sport) if dg.dport in (24430, 24431) else None, i)
-    keep_first = {i for k, i in firsts.items() if k is not None}
-    items = []
-    for i, dg in enumerate(dgs):
-        p = dg.payload
-        how = "keep" if i in keep_first else data.draw(
-            st.sampled_from(("keep", "keep", "cut", "flip", "insert", "drop", "twice", "swap")), label=f"dg{i}")
-        if how == "drop":
-            continue
-        if how == "cut":
-            p = p[:data.draw(st.integers(0, len(p)))]
-        elif how == "flip":
-            k = data.draw(st.integers(0, len(p) - 1))
-            p = p[:k] + bytes([p[k] ^ data.draw(st.integers(1, 255))]) + p[k + 1:]
-        elif how == "insert":
-            k = data.draw(st.integers(0, len(p)))
-            p = p[:k] + data.draw(st.binary(min_size=1, max_size=40)) + p[k:]
-        item = Datagram(dg.ts, dg.frame, dg.src, dg.dst, dg.sport, dg.dport, p)
-        if how == "swap" and items:
-            items.insert(len(items) - 1, item)
-            continue
-        items.append(item)
-        if how == "twice":
-            items.append(item)
+    items = _damaged_stream(data, dgs, {i for k, i in firsts.items() if k is not None})
     reports = list(analyze(items, Options()))
     assert len(reports) == 3 and all(r.transport == "dtls" for r in reports)
     assert all(r.sni == "dtls.tlsscope.test" for r in reports)

@@ -168,3 +168,16 @@ def test_embedded_secrets_open_quic_and_name_alpn_of_tls13():
     assert "CompressedCertificate" in [e.name for e in q.timeline if e.decrypted]
     assert (t.alpn, q.alpn) == ("h2", "h3")
     assert q.quic["close"]["from"] == "client"
+
+
+def test_server_initial_captured_first_does_not_swap_the_roles():
+    """A server Initial looks like a client's, but it does not open with keys from its own header's
+    connection ID: captured before the client's (reordering), it opens nothing."""
+    odcid = b"\x66" * 8
+    items = [
+        dg(1.0, 1, initial(odcid, False, 0, crypto_frame(0, SH), scid=b"ss"), to_server=False),
+        dg(1.1, 2, initial(odcid, True, 0, crypto_frame(0, CH), scid=b"cc")),
+    ]
+    (r,) = list(analyze(items, Options()))
+    assert (r.client.ip, r.client.port) == C and r.sni == "example.com"
+    assert r.quic["packets"]["client"]["initial"] == 1

@@ -118,13 +118,19 @@ class QuicFlows(UdpFlowTable):
         self._keylog = keylog or (lambda: None)
 
     def opens(self, dg: Datagram):
-        """Only a client's Initial opens a connection we can read."""
+        """Only a client's Initial opens a connection we can read. A server's Initial looks the same,
+        but its keys come from the client's connection ID, not from its own header's: the trial
+        opening tells them apart (a server Initial captured before the client's opens nothing)."""
         if not looks_like_quic(dg.payload):
             return None
         packets = split_datagram(dg.payload)
         if not packets or packets[0].kind != "initial" or packets[0].error is not None:
             return None
-        return packets[0]
+        first = packets[0]
+        trial = InitialDecoder(first.version, first.dcid).datagram(dg.payload, True)
+        if not trial or trial[0].error is not None:
+            return None
+        return first
 
     def make(self, fid: int, conn: TlsConnection, key_c: tuple, key_s: tuple, dg: Datagram, first) -> _QuicFlow:
         info = {"version": first.version, "original_dcid": first.dcid.hex(),
