@@ -99,3 +99,15 @@ def test_dtls_decrypted_with_the_key_log():
         assert b"".join(plain[(r.id, True)]) == b"hello tlsscope\n"
         assert [(a.from_client, a.description, a.decrypted) for a in r.alerts] == [(True, 0, True), (False, 0, True)]
         assert r.end == "close_notify from client"
+
+
+def test_dtls10_static_rsa_decrypted_with_the_server_key():
+    """The DTLS 1.0 connection of captures/13-dtls uses RSA key exchange: the server's private key opens
+    the premaster secret (TLS 1.1 PRF, extended master secret over the DTLS-framed transcript)."""
+    from conftest import CAPTURES
+    d = CAPTURES / "13-dtls"
+    by_version = {r.version: r for r in tlsscope.read(d / "capture.pcap", rsa_key=str(d / "server.key"))}
+    r = by_version[0xFEFF]
+    assert r.decryption["method"] == "rsa" and r.decryption["failures"] == 0
+    assert r.decryption["finished_verified"] == {"client": True, "server": True}
+    assert r.end == "close_notify from client"
