@@ -43,7 +43,7 @@ _ENCRYPTED_NAMES = {"handshake": "QUIC Handshake packet", "0rtt": "QUIC 0-RTT pa
 
 class _QuicFlow(UdpFlow):
     __slots__ = ("decoder", "crypto", "delivered", "overflow_told", "info", "keys", "decrypted", "failures",
-                 "problems", "handshake_bytes", "secrets")
+                 "problems", "handshake_bytes", "secrets", "verified")
 
     def __init__(self, fid: int, conn: TlsConnection, decoder: InitialDecoder, key_c: tuple, key_s: tuple,
                  ts: float, frame: int, info: dict):
@@ -58,17 +58,34 @@ class _QuicFlow(UdpFlow):
         self.decrypted = 0                      # packets opened with key-log keys
         self.failures = 0
         self.problems: list[str] = []
-        # the handshake messages of the Initial and Handshake levels, per direction, for the Finished
-        # check (bounded; None once past the bound)
-        self.handshake_bytes: dict = {key: bytearray() for key in self.crypto if key[0] != "1rtt"}
+        # the handshake messages of the Initial and Handshake levels, per direction, kept for the
+        # Finished check until it is done (None: dropped; no secrets, past the bound, or done)
+        self.handshake_bytes: dict | None = {key: bytearray() for key in self.crypto if key[0] != "1rtt"}
         self.secrets: dict[str, bytes] = {}     # handshake traffic secrets found in the key log
+        self.verified: dict = {"client": None, "server": None}
 
     def status(self) -> dict:
         """The report's "decryption" entry (the shape ConnectionDecryptor.status gives over TCP)."""
         return {"keys_found": sorted(self.keys or ()), "used": self.decrypted > 0, "method": "quic",
                 "version": self.conn.state.version, "cipher_suite": self.conn.state.cipher_suite,
                 "records_decrypted": self.decrypted, "failures": self.failures, "early_data_skipped": 0,
-                "finished_verified": self._finished_verified(), "problems": list(self.problems)}
+                "finished_verified": dict(self.verified), "problems": list(self.problems)}
+
+    def keep(self, key: tuple, data: bytes) -> None:
+        """CRYPTO bytes handed on; once the client's Finished is in, both Finished are checked and the
+        bytes dropped."""
+        hb = self.handshake_bytes
+        if hb is None or key not in hb:
+            return
+        kept = hb[key]
+        kept += data
+        if len(kept) > HANDSHAKE_BYTES_MAX:
+            self.handshake_bytes = None
+        elif key == ("handshake", True):
+            got = self._finished_verified()
+            if got["client"] is not None:
+                self.verified = got
+                self.handshake_bytes = None
 
     def _finished_verified(self) -> dict:
         """Both Finished checked as TLS 1.3 does (RFC 8446 §4.4.4) over the CRYPTO streams: the
@@ -76,7 +93,7 @@ class _QuicFlow(UdpFlow):
         out: dict = {"client": None, "server": None}
         hb = self.handshake_bytes
         suite = self.conn.state.cipher_suite
-        if suite is None or any(v is None for v in hb.values()):
+        if suite is None or hb is None:
             return out
         from .decrypt import tls13
         hash_name = "sha384" if suite == 0x1302 else "sha256"
@@ -192,11 +209,7 @@ class QuicFlows(UdpFlowTable):
                     conn.handshake_data(from_client, got, flow.delivered[d], dg.ts, dg.frame,
                                         decrypted=decrypted)
                     flow.delivered[d] += len(got)
-                    kept = flow.handshake_bytes.get(d, False)
-                    if kept is not False and kept is not None:
-                        kept += got
-                        if len(kept) > HANDSHAKE_BYTES_MAX:
-                            flow.handshake_bytes[d] = None
+                    flow.keep(d, got)
             if stream.overflow and d not in flow.overflow_told:
                 flow.overflow_told.add(d)
                 conn.finding(Severity.MEDIUM, "quic_crypto_overflow",
@@ -220,6 +233,8 @@ class QuicFlows(UdpFlowTable):
             if secret is not None and flow.decoder.install(level, from_client, st.cipher_suite, secret):
                 flow.keys.append(label)
                 flow.secrets[label] = secret
+        if not flow.secrets:
+            flow.handshake_bytes = None         # nothing to check the Finished with
         if flow.keys:
             st.decryption = flow
         elif len(keylog):
