@@ -1,4 +1,4 @@
-"""QUIC connections of a capture: their TLS handshake from the Initial packets (sans-I/O).
+"""QUIC connections of a capture: the TLS handshake they carry, and their packets (sans-I/O).
 
 QUIC carries the TLS 1.3 handshake in CRYPTO frames instead of records (RFC 9001 §4). Initial
 packets are protected with keys that anyone can derive from the client's first Destination
