@@ -66,8 +66,8 @@ def _corpus_cases() -> list[Case]:
         odd = [t for t in ("DTLS", "QUIC") if t in c.get("tags", ())]
         why = {"DTLS": "DTLS 1.3 and OpenSSL's pre-RFC DTLS (0x0100) are not decrypted (DTLS 1.0/1.2: "
                        "captures/13-dtls)",
-               "QUIC": "QUIC's handshake is decrypted (test_quic_pipeline.py, test_tshark_udp.py), its "
-                       "application streams are not followed"}
+               "QUIC": "QUIC is decrypted per packet, not as records: its stream data is compared with "
+                       "tshark's follow,quic in test_quic_pipeline.py"}
         skip = f"{odd[0]}: {why[odd[0]]}" if odd else None
         dsb = "TLS-keylog" in ((c.get("tshark") or {}).get("dsb") or ())
         cases.append(Case(c["id"], CORPUS / c["file"], tuple(CORPUS / k for k in c.get("keys", ())), skip, dsb))

@@ -143,6 +143,11 @@ def test_key_log_opens_handshake_and_1rtt_packets():
     # both Finished check out over the CRYPTO streams' transcript (RFC 8446 §4.4.4)
     assert dec["finished_verified"] == {"client": True, "server": True}
     assert r.state.stats["client"].app_plaintext_bytes == 4      # "ping" in a STREAM frame
+    # the streams' data, for follow: ping from the client, pong from the server
+    plain: dict = {}
+    list(tlsscope.read(d / "capture.pcap", keylog=str(d / "keylog.txt"),
+                       on_plaintext=lambda i, c, data: plain.setdefault(c, []).append(data)))
+    assert plain == {True: [b"ping"], False: [b"pong"]}
     assert r.end == "QUIC CONNECTION_CLOSE from server (NO_ERROR)"
     assert r.certificate_checks is None
     checked = next(iter(tlsscope.read(d / "capture.pcap", keylog=str(d / "keylog.txt"),
@@ -181,3 +186,52 @@ def test_server_initial_captured_first_does_not_swap_the_roles():
     (r,) = list(analyze(items, Options()))
     assert (r.client.ip, r.client.port) == C and r.sni == "example.com"
     assert r.quic["packets"]["client"]["initial"] == 1
+
+
+def _tshark_quic_streams(path, keylog=None) -> dict:
+    """tshark's `-z follow,quic,raw,0,S` for every stream of QUIC connection 0: {stream: (client, server)}."""
+    import subprocess
+
+    from conftest import need_tool
+    tshark = need_tool("tshark")
+    keys = ["-o", f"tls.keylog_file:{keylog}"] if keylog else []
+    ids = subprocess.run([tshark, "-r", str(path), *keys, "-Y", "quic.connection.number == 0", "-T", "fields",
+                          "-e", "quic.stream.stream_id"], capture_output=True, text=True, timeout=120).stdout
+    streams = sorted({int(s) for line in ids.split() for s in line.split(",") if s})
+    out = {}
+    for sid in streams:
+        text = subprocess.run([tshark, "-r", str(path), *keys, "-q", "-z", f"follow,quic,raw,0,{sid}"],
+                              capture_output=True, text=True, timeout=120).stdout
+        body = text.split("Node 1:", 1)[1].split("\n", 1)[1]
+        c = b"".join(bytes.fromhex(x) for x in body.splitlines() if x and not x.startswith(("\t", "=")))
+        s = b"".join(bytes.fromhex(x.strip()) for x in body.splitlines() if x.startswith("\t"))
+        out[sid] = (c, s)
+    return out
+
+
+def test_quic_stream_data_equals_tshark_follow():
+    """What follow delivers for QUIC equals tshark's `follow,quic`: byte for byte where a direction uses
+    one stream, and in total per direction where several streams interleave (HTTP/3 control, QPACK and
+    request streams)."""
+    from conftest import CORPUS, need_corpus
+    import tlsscope
+    need_corpus()
+    cases = [(CORPUS / "syncsynchalt_illustrated-quic/captures/capture.pcap",
+              CORPUS / "syncsynchalt_illustrated-quic/captures/keylog.txt"),
+             (CORPUS / "FoxIO-LLC_ja4/pcap/chrome-cloudflare-quic-with-secrets.pcapng", None)]
+    for path, keylog in cases:
+        plain: dict = {True: [], False: []}
+        reports = [r for r in tlsscope.read(path, keylog=str(keylog) if keylog else None,
+                                            on_plaintext=lambda i, c, data: plain[c].append((i, data)))
+                   if r.transport == "quic"]
+        first = min(r.id for r in reports)
+        mine = {c: b"".join(d for i, d in chunks if i == first) for c, chunks in plain.items()}
+        theirs = _tshark_quic_streams(path, keylog)
+        assert theirs, path
+        if len(theirs) == 1:
+            (c, s), = theirs.values()
+            assert (mine[True], mine[False]) == (c, s), path
+        else:
+            assert len(mine[True]) == sum(len(c) for c, _ in theirs.values()), path
+            assert len(mine[False]) == sum(len(s) for _, s in theirs.values()), path
+            assert mine[True] and mine[False]

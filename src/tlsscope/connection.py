@@ -152,6 +152,11 @@ class TlsConnection:
     finding = _finding
     add_entry = _add
 
+    def plaintext(self, from_a: bool, data: bytes) -> None:
+        """Application data decrypted elsewhere (QUIC streams), for the on_plaintext consumer (follow)."""
+        if self._on_plaintext is not None and data:
+            self._on_plaintext(self._from_client(from_a), data)
+
     def stats_of(self, from_a: bool) -> DirectionStats:
         """The byte and record counters of one direction (a: the side that opened the flow)."""
         return (self._a if from_a else self._b).stats

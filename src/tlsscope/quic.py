@@ -101,6 +101,7 @@ class QuicPacket:
     datagram_bytes: int = 0   # sum of the DATAGRAM frames' data lengths (RFC 9221)
     handshake_done: bool = False     # a HANDSHAKE_DONE frame (1-RTT, server)
     key_phase: int | None = None     # 1-RTT: the Key Phase bit once header protection is off
+    streams: list = field(default_factory=list)  # [(stream ID, offset, bytes, fin)] of STREAM frames
 
 
 class _Malformed(ValueError):
@@ -722,6 +723,7 @@ def _fill(pkt: QuicPacket, level: str, pn: int, payload: bytes, reserved: int,
     pkt.level = level
     pkt.crypto, pkt.frames, pkt.close, pkt.error = [], [], None, None
     pkt.stream_bytes = pkt.datagram_bytes = 0
+    pkt.streams = []
     pkt.handshake_done = False
     if reserved:
         # RFC 9000 §17.2, §17.3.1: reserved bits must be 0 once protection is off; still read
@@ -795,7 +797,7 @@ def _parse_frames(pkt: QuicPacket, payload: bytes, level: str = "initial",
                 pos += length
                 pkt.frames.append("CRYPTO")
             elif 0x08 <= ftype <= 0x0F:         # STREAM with OFF (0x04), LEN (0x02), FIN (0x01)
-                _stream_id, pos = _varint(payload, pos, end)
+                stream_id, pos = _varint(payload, pos, end)
                 offset = 0
                 if ftype & 0x04:
                     offset, pos = _varint(payload, pos, end)
@@ -807,6 +809,7 @@ def _parse_frames(pkt: QuicPacket, payload: bytes, level: str = "initial",
                     length = end - pos          # no Length: the data runs to the end
                 if offset + length > MAX_STREAM_END:
                     raise _Malformed("STREAM offset + length beyond 2**62 - 1")
+                pkt.streams.append((stream_id, offset, bytes(payload[pos:pos + length]), bool(ftype & 0x01)))
                 pos += length
                 pkt.stream_bytes += length
                 pkt.frames.append("STREAM")

@@ -28,6 +28,7 @@ from .udp_flows import UdpFlow, UdpFlowTable
 
 ALERT, HANDSHAKE, FINISHED = 21, 22, 20
 HANDSHAKE_BYTES_MAX = 256 * 1024
+MAX_STREAMS = 256            # QUIC streams followed per connection
 # CONNECTION_CLOSE error codes 0x0100-0x01ff carry a TLS alert (RFC 9001 §4.8)
 CRYPTO_ERROR_BASE = 0x0100
 KINDS = ("initial", "0rtt", "handshake", "retry", "version_negotiation", "1rtt")
@@ -43,7 +44,7 @@ _ENCRYPTED_NAMES = {"handshake": "QUIC Handshake packet", "0rtt": "QUIC 0-RTT pa
 
 class _QuicFlow(UdpFlow):
     __slots__ = ("decoder", "crypto", "delivered", "overflow_told", "info", "keys", "decrypted", "failures",
-                 "problems", "handshake_bytes", "secrets", "verified")
+                 "problems", "handshake_bytes", "secrets", "verified", "streams")
 
     def __init__(self, fid: int, conn: TlsConnection, decoder: InitialDecoder, key_c: tuple, key_s: tuple,
                  ts: float, frame: int, info: dict):
@@ -63,6 +64,7 @@ class _QuicFlow(UdpFlow):
         self.handshake_bytes: dict | None = {key: bytearray() for key in self.crypto if key[0] != "1rtt"}
         self.secrets: dict[str, bytes] = {}     # handshake traffic secrets found in the key log
         self.verified: dict = {"client": None, "server": None}
+        self.streams: dict[tuple[bool, int], CryptoStream] = {}   # (from client, stream ID): decrypted data
 
     def status(self) -> dict:
         """The report's "decryption" entry (the shape ConnectionDecryptor.status gives over TCP)."""
@@ -199,6 +201,8 @@ class QuicFlows(UdpFlowTable):
             stats.app_bytes += pkt.length
             if decrypted:
                 stats.app_plaintext_bytes += pkt.stream_bytes + pkt.datagram_bytes
+        if decrypted and pkt.streams:
+            self._streams(flow, from_client, pkt.streams)
         if pkt.crypto and (kind == "initial" or decrypted):
             level = kind                            # each level has its own CRYPTO stream
             d = (level, from_client)
@@ -219,6 +223,20 @@ class QuicFlows(UdpFlowTable):
                 self._install_keys(flow)
         if pkt.close is not None:
             self._connection_close(conn, from_client, pkt.close, dg, kind, decrypted)
+
+    @staticmethod
+    def _streams(flow: _QuicFlow, from_client: bool, frames: list) -> None:
+        """STREAM frames, each stream reassembled on its own (bounded), handed on in order."""
+        for stream_id, offset, data, _fin in frames:
+            key = (from_client, stream_id)
+            stream = flow.streams.get(key)
+            if stream is None:
+                if len(flow.streams) >= MAX_STREAMS:
+                    continue                    # many streams: the first MAX_STREAMS are followed
+                stream = flow.streams[key] = CryptoStream()
+            got = stream.add(offset, data)
+            if got:
+                flow.conn.plaintext(from_client, got)
 
     def _install_keys(self, flow: _QuicFlow) -> None:
         """Once the ServerHello names the suite: the key log's secrets for this ClientHello's random."""
