@@ -44,7 +44,7 @@ _ENCRYPTED_NAMES = {"handshake": "QUIC Handshake packet", "0rtt": "QUIC 0-RTT pa
 
 class _QuicFlow(UdpFlow):
     __slots__ = ("decoder", "crypto", "delivered", "overflow_told", "info", "keys", "decrypted", "failures",
-                 "problems", "handshake_bytes", "secrets", "verified", "streams")
+                 "problems", "handshake_bytes", "secrets", "verified", "streams", "after_retry")
 
     def __init__(self, fid: int, conn: TlsConnection, decoder: InitialDecoder, key_c: tuple, key_s: tuple,
                  ts: float, frame: int, info: dict):
@@ -65,6 +65,7 @@ class _QuicFlow(UdpFlow):
         self.secrets: dict[str, bytes] = {}     # handshake traffic secrets found in the key log
         self.verified: dict = {"client": None, "server": None}
         self.streams: dict[tuple[bool, int], CryptoStream] = {}   # (from client, stream ID): decrypted data
+        self.after_retry: bytearray | None = None   # see QuicFlows._after_retry
 
     def status(self) -> dict:
         """The report's "decryption" entry (the shape ConnectionDecryptor.status gives over TCP)."""
@@ -179,6 +180,13 @@ class QuicFlows(UdpFlowTable):
         stats.records += 1
         if not from_client and pkt.scid and flow.info["server_scid"] is None and kind in ("initial", "handshake"):
             flow.info["server_scid"] = pkt.scid.hex()
+        if kind == "retry" and not from_client and pkt.error is None and flow.after_retry is None:
+            # after a Retry the client starts its Initial CRYPTO stream again: the same ClientHello
+            # (most clients) or a new one (the one the server answers and the key log names)
+            key = ("initial", True)
+            flow.crypto[key] = CryptoStream()
+            flow.delivered[key] = 0
+            flow.after_retry = bytearray()
         if pkt.error is not None:
             if kind == "initial":
                 flow.info["undecryptable_initials"] += 1
@@ -209,6 +217,8 @@ class QuicFlows(UdpFlowTable):
             stream = flow.crypto[d]
             for offset, data in pkt.crypto:
                 got = stream.add(offset, data)
+                if got and flow.after_retry is not None and d == ("initial", True):
+                    got = self._after_retry(flow, got)
                 if got:
                     conn.handshake_data(from_client, got, flow.delivered[d], dg.ts, dg.frame,
                                         decrypted=decrypted)
@@ -223,6 +233,25 @@ class QuicFlows(UdpFlowTable):
                 self._install_keys(flow)
         if pkt.close is not None:
             self._connection_close(conn, from_client, pkt.close, dg, kind, decrypted)
+
+    @staticmethod
+    def _after_retry(flow: _QuicFlow, got: bytes) -> bytes:
+        """The client's Initial CRYPTO bytes after a Retry, held until its ClientHello is whole: the
+        same ClientHello again is a retransmission (dropped); a new one is handed on as the start of a
+        new stream (its transcript replaces the first's)."""
+        buf = flow.after_retry
+        buf += got
+        msgs = _messages(buf)
+        if not msgs and len(buf) < HANDSHAKE_BYTES_MAX:
+            return b""
+        flow.after_retry = None
+        first = next((e.raw for e in flow.conn.state.timeline if e.from_client and e.handshake_type == 1), None)
+        if msgs and first is not None and msgs[0] == bytes(first):
+            flow.delivered[("initial", True)] = len(msgs[0])
+            return bytes(buf[len(msgs[0]):])
+        if flow.handshake_bytes is not None:
+            flow.handshake_bytes[("initial", True)] = bytearray()
+        return bytes(buf)
 
     @staticmethod
     def _streams(flow: _QuicFlow, from_client: bool, frames: list) -> None:
@@ -245,7 +274,8 @@ class QuicFlows(UdpFlowTable):
         flow.keys = []
         if keylog is None or st.client_hello is None or st.cipher_suite is None:
             return
-        random = bytes(st.client_hello.random)
+        hello = st.client_hello_2 or st.client_hello      # the one answered (after a Retry: the second)
+        random = bytes(hello.random)
         for level, from_client, label in _SECRETS:
             secret = keylog.secret(random, label)
             if secret is not None and flow.decoder.install(level, from_client, st.cipher_suite, secret):

@@ -243,9 +243,10 @@ def protocol_rules(r, out: list) -> None:
                 before += 1
         elif not e.from_client and e.handshake_type == 2 and e.name != "HelloRetryRequest":
             sh_seen = True
-    # DTLS: a HelloVerifyRequest asks for the ClientHello again, with the cookie (RFC 6347 §4.2.1)
-    verify = any(e.handshake_type == 3 and not e.from_client and e.content_type == 22 for e in r.timeline) \
-        if before > 1 else False
+    # DTLS: a HelloVerifyRequest asks for the ClientHello again, with the cookie (RFC 6347 §4.2.1); a QUIC
+    # Retry makes the client start again with a new Initial (RFC 9000 §17.2.5.2)
+    verify = (any(e.handshake_type == 3 and not e.from_client and e.content_type == 22 for e in r.timeline)
+              or bool(r.quic and r.quic["packets"]["server"].get("retry"))) if before > 1 else False
     if before > 1 + (r.hello_retry_request is not None) + verify:
         _add(out, Severity.LOW, "duplicate_client_hello",
              f"the client sent {before} ClientHellos before the ServerHello without a HelloRetryRequest "
