@@ -134,16 +134,20 @@ def settle_alerts(name: str, i: int, c: dict, records: list[RecordSeen]) -> None
 
 def finish(name: str, ctx: Ctx, spec: dict) -> dict:
     out = ctx.out
-    udp = spec.get("transport") == "udp"         # DTLS: flows open with their first client datagram
+    udp = spec.get("transport") in ("udp", "quic")   # DTLS, QUIC: flows open with their first client datagram
     syns = read_udp_openers(out / "capture.pcap", set(ctx.ports)) if udp else read_syns(out / "capture.pcap")
     conns = spec["connections"]
     if len(syns) != len(conns):
         raise StepFailed(f"{name}: {len(syns)} connections captured, {len(conns)} expected: {syns}")
     ca, crl = spec.get("ca", ["ca.pem"]), spec.get("crl", [])
     keylog = out / "keylog.txt"
-    records = (read_dtls_records if udp else read_records)(out / "capture.pcap", set(ctx.ports))
-    for i, (c, syn, recs) in enumerate(zip(conns, syns, records)):
-        settle_alerts(name, i, c, recs)
+    if spec.get("transport") == "quic":      # no TLS records: the alerts are as declared (CONNECTION_CLOSE)
+        records = None
+    else:
+        records = (read_dtls_records if udp else read_records)(out / "capture.pcap", set(ctx.ports))
+    for i, (c, syn) in enumerate(zip(conns, syns)):
+        if records is not None:
+            settle_alerts(name, i, c, records[i] if i < len(records) else [])
         c["client_port"] = syn.client_port
         c.setdefault("client_ip", syn.client_ip)
         c["server_ip"], c["server_port"] = syn.server_ip, syn.server_port
@@ -152,7 +156,7 @@ def finish(name: str, ctx: Ctx, spec: dict) -> dict:
         "name": name,
         "description": spec["description"],
         "capture": "capture.pcap",
-        **({"transport": "udp"} if udp else {}),
+        **({"transport": spec["transport"]} if udp else {}),
         "keylog": "keylog.txt" if keylog.is_file() and keylog.stat().st_size else None,
         "ca": ca,
         "crl": crl,

@@ -21,7 +21,7 @@ from gen.oracle import compare, decode_as  # noqa: E402
 SCENARIO_DIRS = sorted(p.parent for p in CAPTURES.glob("*/scenario.json"))
 EXPECTED = ["01-classic-sha1-mtls12", "02-modern-mtls13", "03-nginx-mtls", "04-server-cert-rejected",
             "05-revoked-client-cert", "06-hello-retry-request", "07-resumption", "08-starttls", "09-legacy",
-            "10-chain-ipv6", "11-stacks", "12-renegotiation", "13-dtls"]
+            "10-chain-ipv6", "11-stacks", "12-renegotiation", "13-dtls", "14-quic"]
 REQUIRED_KEYS = {"name", "description", "capture", "keylog", "ca", "crl", "rsa_key", "notes", "connections"}
 CONNECTION_KEYS = {"sni", "client_port", "version", "cipher_suite", "server_certificates", "client_certificates",
                    "client_certificate_requested", "alerts", "resumed", "hello_retry_request", "starttls",
@@ -48,7 +48,8 @@ def test_scenario_json_schema_and_files(directory):
     assert 1 <= len(s["connections"]) <= 6
     for c in s["connections"]:
         assert CONNECTION_KEYS <= c.keys()
-        assert c["version"] in {"TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3", "DTLS 1.0", "DTLS 1.2"}
+        # null: refused before any ServerHello (14-quic)
+        assert c["version"] in {"TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3", "DTLS 1.0", "DTLS 1.2", None}
         assert isinstance(c["client_port"], int)
         assert set(c["expected_verdict"]) == {"server", "client"}
         assert set(c["expected_verdict"].values()) <= VERDICTS

@@ -65,13 +65,15 @@ def _corpus_cases() -> list[Case]:
             continue
         odd = [t for t in ("DTLS", "QUIC") if t in c.get("tags", ())]
         why = {"DTLS": "DTLS 1.3 and OpenSSL's pre-RFC DTLS (0x0100) are not decrypted (DTLS 1.0/1.2: "
-                       "captures/13-dtls)",
-               "QUIC": "QUIC is decrypted per packet, not as records: its stream data is compared with "
-                       "tshark's follow,quic in test_quic_pipeline.py"}
+                       "captures/13-dtls)", "QUIC": QUIC_SKIP}
         skip = f"{odd[0]}: {why[odd[0]]}" if odd else None
         dsb = "TLS-keylog" in ((c.get("tshark") or {}).get("dsb") or ())
         cases.append(Case(c["id"], CORPUS / c["file"], tuple(CORPUS / k for k in c.get("keys", ())), skip, dsb))
     return cases
+
+
+QUIC_SKIP = ("decrypted per packet, not as records: its stream data is compared with tshark's "
+             "follow,quic in test_quic_pipeline.py")
 
 
 def _capture_cases() -> list[Case]:
@@ -81,7 +83,8 @@ def _capture_cases() -> list[Case]:
             continue
         scenario = json.loads((d / "scenario.json").read_text())
         keys = [d / "keylog.txt"] + ([d / scenario["rsa_key"]] if scenario.get("rsa_key") else [])
-        cases.append(Case(d.name, d / scenario.get("capture", "capture.pcap"), tuple(keys)))
+        skip = f"QUIC: {QUIC_SKIP}" if scenario.get("transport") == "quic" else None
+        cases.append(Case(d.name, d / scenario.get("capture", "capture.pcap"), tuple(keys), skip))
     return cases
 
 
@@ -307,7 +310,7 @@ def test_case_inventory():
     for required in ("IL-001", "IL-002", "WN-001", "WF-001", "J4-005", "SD-001", "SD-009",
                      "06-hello-retry-request", "07-resumption", "09-legacy"):
         assert required in ids and ids[required].skip is None, required
-    assert {c.id for c in CASES if c.skip} == {"IL-003", "IL-004", "J4-003", "WF-002"}
+    assert {c.id for c in CASES if c.skip} == {"IL-003", "IL-004", "J4-003", "WF-002", "14-quic"}
     assert len([c for c in CASES if c.id.startswith("SD-")]) == 9
     assert _split_keys(ids["09-legacy"].keys)[1] == [CAPTURES / "09-legacy" / "server.key"]
 

@@ -200,11 +200,11 @@ SCENARIOS = sorted(CAPTURES.glob("*/scenario.json"))
 
 
 @functools.cache
-def tshark_streams(path: Path, ports: tuple[int, ...] = (), udp: bool = False) -> tuple[dict, ...]:
-    """First ClientHello JA3 and first ServerHello JA3S of every TCP stream (``udp``: every DTLS flow),
-    from tshark."""
-    t, p = ("udp", "dtls") if udp else ("tcp", "tls")
-    decode = [a for port in ports for a in ("-d", f"{t}.port=={port},{p}")]
+def tshark_streams(path: Path, ports: tuple[int, ...] = (), transport: str = "tcp") -> tuple[dict, ...]:
+    """First ClientHello JA3 and first ServerHello JA3S of every TCP stream (``transport`` "udp": every
+    DTLS flow, "quic": every QUIC flow), from tshark."""
+    t, p, proto = {"udp": ("udp", "dtls", "dtls"), "quic": ("udp", "tls", "quic")}.get(transport, ("tcp", "tls", "tls"))
+    decode = [a for port in ports for a in ("-d", f"{t}.port=={port},{proto}")]
     out = subprocess.run(
         [need_tool("tshark"), "-r", str(path), *decode, "-Y", f"{p}.handshake.type == 1 || {p}.handshake.type == 2",
          "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|", "-e", f"{t}.stream", "-e", "ip.src",
@@ -226,10 +226,10 @@ def tshark_streams(path: Path, ports: tuple[int, ...] = (), udp: bool = False) -
     return tuple(streams.values())
 
 
-def _compare_with_tshark(path: Path, ports: tuple[int, ...] = (), udp: bool = False) -> int:
+def _compare_with_tshark(path: Path, ports: tuple[int, ...] = (), transport: str = "tcp") -> int:
     want_c: Counter = Counter()
     want_s: Counter = Counter()
-    for s in tshark_streams(path, ports, udp):
+    for s in tshark_streams(path, ports, transport):
         if s["ja3"] is not None:
             want_c[(s["key"], s["ja3"])] += 1
         if s["ja3s"] is not None:
@@ -261,9 +261,9 @@ def test_ja3_ja3s_per_connection_match_tshark_corpus(rel):
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[p.parent.name for p in SCENARIOS])
 def test_ja3_ja3s_per_connection_match_tshark_captures(scenario):
     sc = json.loads(scenario.read_text())
-    n = _compare_with_tshark(scenario.parent / sc["capture"], tuple(sc["ports"]), sc.get("transport") == "udp")
-    # every scenario connection has a ClientHello in clear and (all here) a ServerHello
-    assert n == 2 * len(sc["connections"])
+    n = _compare_with_tshark(scenario.parent / sc["capture"], tuple(sc["ports"]), sc.get("transport", "tcp"))
+    # every scenario connection has a ClientHello in clear and, unless refused first, a ServerHello
+    assert n == sum(2 if c["version"] else 1 for c in sc["connections"])
 
 
 # --- PcapPlusPlus tls2.pcap ----------------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 from .proc import Background, ensure_free, run, wait_listening
 
 PYPEERS = Path(__file__).with_name("pypeers.py")
+QUICPEERS = Path(__file__).with_name("quicpeers.py")
 CLIENT_TIMEOUT = 15.0
 
 
@@ -209,3 +210,21 @@ def nginx(run_dir: Path, port: int, *, name: str, cert: Path, key: Path, ca: Pat
     run(["nginx", "-t", "-p", str(run_dir), "-c", str(conf)], run_dir)
     ensure_free(port)
     return _started(Background(["nginx", "-p", str(run_dir), "-c", str(conf)], run_dir), port)
+
+
+def quic_server(cwd: Path, port: int, cert: str, key: str, *, alpn: str = "tlsscope", retry: bool = False,
+                keylog: str = "keylog.txt", host: str = "127.0.0.1") -> Background:
+    """An aioquic echo server (captures/gen/quicpeers.py)."""
+    cmd = [sys.executable, str(QUICPEERS), "server", "--host", host, "--port", str(port), "--cert", cert,
+           "--key", key, "--alpn", alpn, "--keylog", keylog, "--lifetime", "60"] + (["--retry"] if retry else [])
+    ensure_free(port, udp=True)
+    return _started(Background(cmd, cwd), port, ready=b"READY", udp=True)
+
+
+def quic_client(cwd: Path, port: int, *, sni: str, ca: str, alpn: str = "tlsscope", keylog: str = "keylog.txt",
+                host: str = "127.0.0.1", send: str = "hello over quic\n") -> ClientResult:
+    """One aioquic connection: a line sent on a stream, the echo read back (ECHO ... or CLOSED ...)."""
+    cmd = [sys.executable, str(QUICPEERS), "client", "--host", host, "--port", str(port), "--sni", sni,
+           "--ca", ca, "--alpn", alpn, "--keylog", keylog, "--send", send]
+    done = run(cmd, cwd, check=False, timeout=CLIENT_TIMEOUT)
+    return ClientResult(done.returncode, done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace"))

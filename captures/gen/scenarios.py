@@ -635,6 +635,53 @@ def dtls(ctx: Ctx) -> dict:
     }
 
 
+# --------------------------------------------------------------------------------------------- 14
+def quic(ctx: Ctx) -> dict:
+    sni = "quic.tlsscope.test"
+    ca = CA(ctx.work, "quic", "tlsscope QUIC CA")
+    ctx.keep(ca.cert, "ca.pem")
+    ca.issue(ctx.out, "server", sni, sans=(sni,))
+    port, retry_port = ctx.port(0), ctx.port(1)
+    with ctx.capture([port, retry_port], udp=True), \
+            peers.quic_server(ctx.out, port, "server.pem", "server.key"), \
+            peers.quic_server(ctx.out, retry_port, "server.pem", "server.key", retry=True):
+        ok = peers.quic_client(ctx.out, port, sni=sni, ca="ca.pem")
+        expect(ok.returncode == 0 and "ECHO hello over quic" in ok.output, "QUIC echo", ok)
+        refused = peers.quic_client(ctx.out, port, sni=sni, ca="ca.pem", alpn="h3")
+        expect(refused.returncode != 0, "no ALPN in common: refused", refused)
+        retried = peers.quic_client(ctx.out, retry_port, sni=sni, ca="ca.pem")
+        expect(retried.returncode == 0 and "ECHO hello over quic" in retried.output, "QUIC echo after a Retry",
+               retried)
+    suite = "TLS_AES_256_GCM_SHA384"    # aioquic's first choice
+    return {
+        "description": "QUIC v1 between aioquic peers (captures/gen/quicpeers.py): an echo over one stream, a "
+                       "client offering an ALPN the server does not speak (refused with a TLS alert in "
+                       "CONNECTION_CLOSE), and an echo through a server that answers the first Initial with a "
+                       "Retry.",
+        "transport": "quic",
+        "notes": ["QUIC's Initial packets are readable without keys: the ClientHello and ServerHello are in clear "
+                  "for an observer; certificates, Finished and data need keylog.txt",
+                  "aioquic sends the server certificate alone (no chain)",
+                  "connection 2: no_application_protocol (120) travels as CONNECTION_CLOSE error 0x178 in a "
+                  "server Initial packet, readable without keys"],
+        "connections": [
+            conn(sni=sni, version="TLS 1.3", suite=suite, server_certificates=None, client_certificates=None,
+                 client_certificate_requested=False, server_cert="server.pem", decrypted=dec(1, None, [])),
+            conn(sni=sni, version=None, suite=None, server_certificates=None, client_certificates=None,
+                 client_certificate_requested=False, alerts=[alert("server", "no_application_protocol")],
+                 findings=["alert_no_application_protocol"]),
+            conn(sni=sni, version="TLS 1.3", suite=suite, server_certificates=None, client_certificates=None,
+                 client_certificate_requested=False, server_cert="server.pem", decrypted=dec(1, None, []),
+                 retry=True,
+                 tshark_differs={"server_certificates (keys)":
+                                 "after the Retry aioquic starts a new TLS handshake (a second ClientHello with "
+                                 "a new random, the one its key log names); tshark 4.0 keeps looking up the "
+                                 "first random and decrypts nothing. tlsscope opens the Handshake packets "
+                                 "and verifies both Finished, which only the right keys and transcript give"}),
+        ],
+    }
+
+
 SCENARIOS = {
     "01-classic-sha1-mtls12": classic_sha1,
     "02-modern-mtls13": modern_mtls13,
@@ -649,4 +696,5 @@ SCENARIOS = {
     "11-stacks": stacks,
     "12-renegotiation": renegotiation,
     "13-dtls": dtls,
+    "14-quic": quic,
 }
