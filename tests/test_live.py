@@ -34,6 +34,19 @@ def _free_port() -> int:
     return port
 
 
+def _finish(live: subprocess.Popen, server: subprocess.Popen) -> tuple[str, str]:
+    """Wait for the live run to end by itself (--duration), stop the server; a clean exit expected."""
+    try:
+        stdout, stderr = live.communicate(timeout=60)
+    finally:
+        server.kill()
+        if live.poll() is None:
+            live.kill()
+    assert live.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    return stdout, stderr
+
+
 def _pki(tmp: Path) -> dict:
     """CA, server and client certificates made with the openssl CLI (as users do)."""
     ossl = need_tool("openssl")
@@ -75,13 +88,8 @@ def test_live_capture_mutual_tls(tmp_path: Path):
             if with_keys:
                 cmd += ["-keylogfile", str(keylog)]
             subprocess.run(cmd, input=b"GET / HTTP/1.0\r\n\r\n", capture_output=True, timeout=15)
-        stdout, stderr = live.communicate(timeout=60)
     finally:
-        server.kill()
-        if live.poll() is None:
-            live.kill()
-    assert live.returncode == 0, stderr
-    assert "Traceback" not in stderr
+        stdout, stderr = _finish(live, server)
     events = [json.loads(line) for line in stdout.splitlines() if line.strip()]
     handshakes = [e for e in events if e["event"] == "handshake"]
     ends = [e for e in events if e["event"] == "end"]
@@ -145,13 +153,8 @@ def test_live_capture_dtls(tmp_path: Path):
         subprocess.run([ossl, "s_client", "-dtls1_2", "-connect", f"127.0.0.1:{port}", "-servername", "server.test",
                         "-CAfile", pki["ca"], "-keylogfile", str(keylog)],
                        input=b"hello over dtls\n", capture_output=True, timeout=15)
-        stdout, stderr = live.communicate(timeout=60)
     finally:
-        server.kill()
-        if live.poll() is None:
-            live.kill()
-    assert live.returncode == 0, stderr
-    assert "Traceback" not in stderr
+        stdout, stderr = _finish(live, server)
     ends = [json.loads(line) for line in stdout.splitlines() if line.strip() and '"end"' in line]
     ends = [e for e in ends if e["event"] == "end"]
     assert len(ends) == 1, stdout

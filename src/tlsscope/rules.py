@@ -7,18 +7,18 @@ Codes are a public contract (users grep for them); messages say what to do.
 from __future__ import annotations
 
 from . import hello
+from .dtls import tls_version_of
 from .findings import Finding, Severity
 from .registry import (TLS_EMPTY_RENEGOTIATION_INFO_SCSV, TLS_FALLBACK_SCSV, alert_description_name,
                        cipher_suite_info, cipher_suite_name, group_name, version_name)
 
 TLS13, TLS12, TLS11, TLS10, SSL3, SSL2 = 0x0304, 0x0303, 0x0302, 0x0301, 0x0300, 0x0002
 DTLS10, DTLS_OPENSSL_PRE = 0xFEFF, 0x0100
-# DTLS versions count down; the rules compare the TLS version each one is built on (RFC 6347, 9147)
-_TLS_OF_DTLS = {DTLS10: TLS11, DTLS_OPENSSL_PRE: TLS11, 0xFEFD: TLS12, 0xFEFC: TLS13}
 
 
 def _tls_equivalent(v: int | None) -> int | None:
-    return _TLS_OF_DTLS.get(v, v)
+    """DTLS versions count down; the rules compare the TLS version each one is built on."""
+    return None if v is None else tls_version_of(v)
 
 # Curves RFC 8422 deprecated: all binary (sect*) curves and the prime curves below secp224r1;
 # high severity below 224 bits, medium for the larger binary curves.

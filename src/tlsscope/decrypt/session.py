@@ -14,6 +14,7 @@ import zlib
 from dataclasses import dataclass
 
 from ..codec import DecodeError, Reader
+from ..dtls import tls_version_of
 from . import tls12, tls13
 from .ciphers import (MACS, CipherSpec, RecordAuthError, RecordOpener, cipher_spec, tls12_opener,
                       tls13_opener)
@@ -23,8 +24,6 @@ from .rsa import RsaKeys
 __all__ = ["Decrypted", "DecryptFailure", "ConnectionDecryptor"]
 
 TLS13 = 0x0304
-# DTLS versions and the TLS versions whose key schedule and record protection they use
-_TLS_OF_DTLS = {0xFEFF: 0x0302, 0x0100: 0x0302, 0xFEFD: 0x0303, 0xFEFC: 0x0304}
 
 # handshake types (RFC 8446 §4, RFC 5246 §7.4)
 HELLO_REQUEST, CLIENT_HELLO, SERVER_HELLO, NEW_SESSION_TICKET, END_OF_EARLY_DATA = 0, 1, 2, 4, 5
@@ -401,7 +400,7 @@ class ConnectionDecryptor:
             version = int.from_bytes(sv, "big")
         if self._dtls:
             # key schedule and record protection of the TLS version DTLS builds on (DTLS 1.3: not supported)
-            version = _TLS_OF_DTLS.get(version, version)
+            version = tls_version_of(version)
         info = _suite_info(hello.cipher_suite)
         if hello.random == tls13.HELLO_RETRY_REQUEST_RANDOM:
             if info is None or info.prf_hash not in tls13.HASHES:
