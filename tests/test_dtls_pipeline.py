@@ -111,3 +111,120 @@ def test_dtls10_static_rsa_decrypted_with_the_server_key():
     assert r.decryption["method"] == "rsa" and r.decryption["failures"] == 0
     assert r.decryption["finished_verified"] == {"client": True, "server": True}
     assert r.end == "close_notify from client"
+
+
+# --------------------------------------------------------------------------------------------
+# DTLS 1.3 decryption (RFC 9147): illustrated-dtls publishes each record's plaintext (caps/record-*,
+# DTLSInnerPlaintext: content then the real content type) beside the capture and its key log.
+# tshark 4.0 cannot serve as the oracle here: it does not dissect DTLS 1.3 protected records at all.
+
+ILLUSTRATED = "syncsynchalt_illustrated-dtls/captures"
+
+
+def _inner(name: str) -> tuple[int, bytes]:
+    data = (CORPUS / ILLUSTRATED / "caps" / name).read_bytes()
+    return data[-1], data[:-1]
+
+
+def _dtls13_decrypted(plain: dict | None = None):
+    need_corpus()
+    kw = {} if plain is None else {"on_plaintext": lambda i, c, data: plain.setdefault(c, []).append(data)}
+    reports = [r for r in tlsscope.read(CORPUS / DTLS13, keylog=str(CORPUS / ILLUSTRATED / "keylog.txt"), **kw)
+               if r.transport == "dtls"]
+    assert len(reports) == 1
+    return reports[0]
+
+
+def test_dtls13_decrypted_records_equal_the_published_plaintext():
+    plain: dict = {}
+    r = _dtls13_decrypted(plain)
+    assert r.decryption["failures"] == 0 and r.decryption["records_decrypted"] == 9
+    # RFC 9147 §5.2: both Finished verify over the TLS 1.3-style transcript ("dtls13" labels)
+    assert r.decryption["finished_verified"] == {"client": True, "server": True}
+    by_name = {(e.name, e.from_client): e for e in r.timeline if e.decrypted}
+    for name, from_client, cap in (("EncryptedExtensions", False, "record-encext"),
+                                   ("Certificate", False, "record-cert"),
+                                   ("CertificateVerify", False, "record-cverify"),
+                                   ("Finished", False, "record-sfin"), ("Finished", True, "record-cfin")):
+        ct, dtls_framed = _inner(cap)
+        assert ct == 22
+        # the message as decoded: the TLS 4-byte header instead of DTLS's 12 bytes
+        assert by_name[(name, from_client)].raw == dtls_framed[:4] + dtls_framed[12:], cap
+    assert plain == {True: [_inner("record-cdata")[1]], False: [_inner("record-sdata")[1]]}
+    assert plain[True] == [b"ping"]
+    ack = by_name[("ACK", False)]
+    ct, body = _inner("record-sack")
+    assert (ack.content_type, ct) == (26, 26) and ack.message == ((2, 0),)   # the client's Finished record
+    ct, body = _inner("record-sbye")
+    assert ct == 21 and [(a.from_client, a.level, a.description) for a in r.alerts] == [(False, body[0], body[1])]
+    assert r.end == "close_notify from server"
+    [cert] = r.certificates["server"]
+    assert cert.subject.startswith("CN=example.ulfheim.net")
+    j = json.loads(line_renderer("json")(r))
+    assert [m["acknowledged"] for m in j["messages"] if m["name"] == "ACK"] == [[[2, 0]]]
+    from tlsscope.render.describe import describe_message
+    assert describe_message(ack) == "ACK · records 2/0 (epoch/sequence) · decrypted"
+
+
+def test_dtls13_without_application_secrets():
+    """Handshake secrets only: the handshake opens, the application epoch's records stay sealed with
+    the reason, and nothing is guessed."""
+    need_corpus()
+    lines = [ln for ln in (CORPUS / ILLUSTRATED / "keylog.txt").read_text().splitlines() if "HANDSHAKE" in ln]
+    from tlsscope.decrypt import KeyLog
+    r = next(r for r in tlsscope.read(CORPUS / DTLS13, keylog=KeyLog.from_bytes("\n".join(lines).encode()))
+             if r.transport == "dtls")
+    assert r.decryption["records_decrypted"] == 5 and r.decryption["failures"] == 4
+    assert r.decryption["finished_verified"] == {"client": True, "server": True}
+    assert len(r.certificates["server"]) == 1
+    assert r.end != "close_notify from server"
+
+
+def test_dtls13_wrong_key_fails_cleanly():
+    need_corpus()
+    text = (CORPUS / ILLUSTRATED / "keylog.txt").read_text()
+    bad = "\n".join(ln[:-2] + ("00" if not ln.endswith("00") else "11") for ln in text.splitlines())
+    from tlsscope.decrypt import KeyLog
+    r = next(r for r in tlsscope.read(CORPUS / DTLS13, keylog=KeyLog.from_bytes(bad.encode()))
+             if r.transport == "dtls")
+    assert r.decryption["records_decrypted"] == 0 and r.decryption["failures"] == 9
+    assert "decryption_failed" in {f.code for f in r.findings}
+    assert r.decryption["finished_verified"] == {"client": None, "server": None}
+
+
+# --------------------------------------------------------------------------------------------
+# OpenSSL's DTLS before 0.9.8f (version 0x0100), RSA key exchange, decrypted with the server key:
+# tshark (dtls.keys_list) is the oracle for the plaintext.
+
+SNAKEOIL = "marshalyyx2000_wireshark/test/captures/snakeoil-dtls.pcap"
+SNAKEOIL_KEY = "marshalyyx2000_wireshark/test/keys/snakeoil-rsa.key"
+
+
+def test_pre_rfc_dtls_decrypted_like_tshark():
+    import subprocess
+
+    from conftest import need_tool
+    need_corpus()
+    tshark = need_tool("tshark")
+    plain: list = []
+    [r] = [r for r in tlsscope.read(CORPUS / SNAKEOIL, rsa_key=str(CORPUS / SNAKEOIL_KEY),
+                                    on_plaintext=lambda i, c, data: plain.append((c, data)))
+           if r.transport == "dtls"]
+    out = subprocess.run([tshark, "-r", str(CORPUS / SNAKEOIL), "-o",
+                          f"dtls.keys_list:0.0.0.0,0,data,{CORPUS / SNAKEOIL_KEY}",
+                          "-Y", "dtls && data.data", "-T", "fields", "-e", "ip.src", "-e", "udp.srcport",
+                          "-e", "data.data"], capture_output=True, text=True, timeout=120, check=True).stdout
+    theirs = [(port == str(r.client.port), bytes.fromhex(data))
+              for _ip, port, data in (ln.split("\t") for ln in out.splitlines() if ln.strip())]
+    assert len(theirs) == 3 and plain == theirs
+    assert plain[0] == (True, b"it work !\n")
+    # the RSA premaster comes without a length prefix, as in SSL 3.0 (tshark: "RSA Encrypted PreMaster")
+    cke = next(e for e in r.timeline if e.name == "ClientKeyExchange")
+    assert cke.error is None and len(cke.message.encrypted_pre_master_secret) == 128
+    # ChangeCipherSpec took a message_seq: both Finished (message_seq 4 and 5 in tshark) are decoded
+    assert [e.from_client for e in r.timeline if e.name == "Finished" and e.decrypted] == [True, False]
+    d = r.decryption
+    assert d["method"] == "rsa" and d["failures"] == 0 and d["records_decrypted"] == 5
+    # their verify_data is not the RFC's: not checked rather than reported as failed
+    assert d["finished_verified"] == {"client": None, "server": None}
+    assert "handshake_malformed" not in {f.code for f in r.findings}

@@ -118,6 +118,7 @@ class TlsConnection:
         self._null_mac_suite: int | None = None
         self._null_mac: int | None = None
         self._record_seq: int | None = None   # set by record() for the record being read (DTLS)
+        self._record_header: bytes | None = None   # ... and its DTLS 1.3 unified header
         # decrypted handshake record body -> TLS-framed messages (DTLS frames handshake fragments
         # with its own 12-byte header; set by tlsscope.dtls_connection)
         self.unframe_handshake: Callable[[bool, bytes], bytes] | None = None
@@ -210,20 +211,23 @@ class TlsConnection:
                 self._handshake(from_a, msg, decrypted=decrypted)
 
     def record(self, from_a: bool, content_type: int, version: int, fragment: bytes, offset: int, ts: float,
-               frame: int, *, seq: int | None = None) -> None:
+               frame: int, *, seq: int | None = None, header: bytes | None = None) -> None:
         """One record framed elsewhere (a DTLS record, its header removed): the same checks and
         timeline as a TLS record. Handshake records in clear go through handshake_data instead,
         since DTLS frames handshake fragments differently. ``seq``: the record's explicit sequence
-        number (DTLS: epoch and sequence), which decryption uses instead of counting records."""
+        number (DTLS: epoch and sequence), which decryption uses instead of counting records;
+        ``header``: the unified header of a DTLS 1.3 protected record (its epoch bits and encrypted
+        sequence number; the record is passed as application_data)."""
         self.state.ts_last = ts
         self.state.is_tls = True
         side = self._a if from_a else self._b
         side.seen_data = True
         self._record_seq = seq
+        self._record_header = header
         try:
             self._records(from_a, [rl.Record(content_type, version, fragment, offset, ts, frame)])
         finally:
-            self._record_seq = None
+            self._record_seq = self._record_header = None
 
     def gap(self, from_a: bool, missing: int, ts: float, frame: int) -> None:
         side = self._side(from_a)
@@ -460,7 +464,8 @@ class TlsConnection:
         if from_client and self._tls13:
             self._client_flight_after_sh = True
         if self._decryptor is not None:
-            res = self._decryptor.decrypt(from_client, ct, rec.legacy_version, rec.fragment, seq=self._record_seq)
+            res = self._decryptor.decrypt(from_client, ct, rec.legacy_version, rec.fragment, seq=self._record_seq,
+                                          header=self._record_header)
             if res is not None and hasattr(res, "plaintext"):
                 self._decrypted(from_a, side, rec, res)
                 return
@@ -533,10 +538,25 @@ class TlsConnection:
         elif ct == rl.CHANGE_CIPHER_SPEC:
             self._add(TimelineEntry(from_client, rec.ts, rec.frame, ct, None, "ChangeCipherSpec", True,
                                     decrypted=True, length=len(res.plaintext), offset=rec.offset))
+        elif ct == rl.ACK and self.state.dtls is not None:
+            self._ack(from_client, rec, res.plaintext)
         else:
             self._add(TimelineEntry(from_client, rec.ts, rec.frame, ct, None,
                                     "Heartbeat" if ct == rl.HEARTBEAT else f"Unknown record type {ct}",
                                     True, decrypted=True, length=len(res.plaintext), offset=rec.offset))
+
+    def _ack(self, from_client: bool, rec: rl.Record, body: bytes) -> None:
+        """A DTLS 1.3 ACK (RFC 9147 §7): the record numbers it acknowledges, as (epoch, sequence)."""
+        from .dtls import decode_ack
+        numbers, error = None, None
+        try:
+            numbers = decode_ack(body)
+        except DecodeError as exc:
+            error = str(exc)
+            self._finding(Severity.MEDIUM, "dtls_ack_malformed",
+                          f"{'client' if from_client else 'server'} ACK in frame {rec.frame}: {exc}")
+        self._add(TimelineEntry(from_client, rec.ts, rec.frame, rl.ACK, None, "ACK", True, decrypted=True,
+                                length=len(body), message=numbers, error=error, offset=rec.offset))
 
     def _sniff_http(self, from_client: bool, data: bytes) -> None:
         if len(self.state.http) >= 20:

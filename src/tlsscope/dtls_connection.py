@@ -9,25 +9,26 @@ to DTLS 1.2), alerts and encryption are decoded, checked and reported exactly as
 A UDP address pair becomes a DTLS connection when a datagram carrying a ClientHello arrives on
 it; its sender is the client. The ClientHello's cookie (RFC 6347 §4.2.1) is taken out before the
 TLS decoder reads the message and kept in the connection's ``dtls`` facts, with the
-HelloVerifyRequest's. Records protected with DTLS 1.3's unified header are counted as
-application data (their content type is encrypted).
+HelloVerifyRequest's. Records protected with DTLS 1.3's unified header go on as application data
+with their header, which names the epoch and carries the encrypted sequence number: with keys the
+decryptor opens them (:mod:`tlsscope.decrypt.dtls13`), without they are counted.
 """
 
 from __future__ import annotations
 
 from .connection import TlsConnection
-from .dtls import (DtlsHandshakeReassembler, decode_hello_verify_request, looks_like_dtls, split_client_hello_cookie,
+from .dtls import (DTLS_OPENSSL_PRE, DtlsHandshakeReassembler, decode_hello_verify_request, looks_like_dtls, split_client_hello_cookie,
                    split_handshake_fragments, split_records)
 from .findings import Severity
 from .model import Datagram
 from .udp_flows import UdpFlow, UdpFlowTable
 
-HANDSHAKE, APPLICATION_DATA = 22, 23
+CHANGE_CIPHER_SPEC, HANDSHAKE, APPLICATION_DATA = 20, 22, 23
 CLIENT_HELLO, HELLO_VERIFY_REQUEST = 1, 3
 
 
 class _DtlsFlow(UdpFlow):
-    __slots__ = ("reassembly", "offsets", "info", "told", "hashed")
+    __slots__ = ("reassembly", "offsets", "info", "told", "hashed", "ccs_seen")
 
     def __init__(self, fid: int, conn: TlsConnection, key_c: tuple, key_s: tuple, ts: float, frame: int,
                  info: dict):
@@ -39,6 +40,7 @@ class _DtlsFlow(UdpFlow):
         # TLS-framed message handed on -> its DTLS form for the Finished hash (RFC 6347 §4.2.6: the
         # 12-byte header as if unfragmented, the ClientHello with its cookie); taken when read
         self.hashed: dict[tuple[bool, bytes], bytes] = {}
+        self.ccs_seen: set[tuple[bool, int, int]] = set()   # pre-RFC DTLS ChangeCipherSpec records
 
 
 class DtlsFlows(UdpFlowTable):
@@ -80,14 +82,28 @@ class DtlsFlows(UdpFlowTable):
             ct = rec.content_type
             if ct is None:                  # DTLS 1.3 unified header: the content type is encrypted
                 conn.record(from_client, APPLICATION_DATA, 0xFEFD, rec.fragment, rec.offset, dg.ts, dg.frame,
-                            seq=None)
+                            header=dg.payload[rec.offset:rec.offset + rec.header_len])
             elif ct == HANDSHAKE and rec.epoch == 0:
                 stats.records += 1
                 self._handshake(flow, rec, dg, from_client)
             else:
+                if ct == CHANGE_CIPHER_SPEC and rec.version == DTLS_OPENSSL_PRE:
+                    self._pre_rfc_ccs(flow, rec, from_client)
                 # the record's own epoch and sequence number: the decryptor's MAC/AEAD input (RFC 6347 §4.1.2.1)
                 conn.record(from_client, ct, rec.version, rec.fragment, rec.offset, dg.ts, dg.frame,
                             seq=(rec.epoch << 48) | rec.sequence)
+
+    @staticmethod
+    def _pre_rfc_ccs(flow: _DtlsFlow, rec, from_client: bool) -> None:
+        """OpenSSL before 0.9.8f gave ChangeCipherSpec a handshake message_seq (Wireshark shows the
+        Finished after it one number further on): the next message is expected one later. Once per
+        CCS record (a retransmitted one repeats its epoch and sequence)."""
+        key = (from_client, rec.epoch, rec.sequence)
+        if key in flow.ccs_seen or len(flow.ccs_seen) >= 8:
+            return
+        flow.ccs_seen.add(key)
+        reasm = flow.reassembly[from_client]
+        reasm.skip_to(reasm.next_seq + 1)
 
     def _handshake(self, flow: _DtlsFlow, rec, dg: Datagram, from_client: bool) -> None:
         framed = self._messages(flow, from_client, rec.fragment, f"frame {dg.frame}")

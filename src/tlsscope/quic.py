@@ -26,6 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from .decrypt.ciphers import decode_truncated, protection_mask
 from .decrypt.tls13 import hkdf_expand_label, hkdf_extract
 
 __all__ = [
@@ -132,15 +133,7 @@ def looks_like_quic(data: bytes) -> bool:
 def decode_packet_number(largest: int, truncated: int, nbits: int) -> int:
     """Full packet number from its truncated form (RFC 9000 Appendix A.3); ``largest`` is the
     largest packet number successfully processed in this space, -1 for none yet."""
-    expected = largest + 1
-    win = 1 << nbits
-    hwin = win >> 1
-    candidate = (expected & ~(win - 1)) | truncated
-    if candidate <= expected - hwin and candidate < (1 << 62) - win:
-        return candidate + win
-    if candidate > expected + hwin and candidate >= win:
-        return candidate - win
-    return candidate
+    return decode_truncated(largest + 1, truncated, nbits)
 
 
 def _walk(data: bytes):
@@ -323,14 +316,7 @@ def _make_aead(kind: str, key: bytes):
 
 def _make_mask(kind: str, hp_key: bytes):
     """The header-protection mask function of a suite (RFC 9001 §5.4.3, §5.4.4)."""
-    if kind != "chacha20":
-        return Cipher(algorithms.AES(hp_key), modes.ECB()).encryptor().update
-
-    def chacha_mask(sample: bytes) -> bytes:
-        # counter = sample[0:4] (little endian), nonce = sample[4:16]: cryptography's 16-byte
-        # ChaCha20 "nonce" is exactly that concatenation, so the sample is passed as it is.
-        return Cipher(algorithms.ChaCha20(hp_key, sample), mode=None).encryptor().update(bytes(5))
-    return chacha_mask
+    return protection_mask("CHACHA20" if kind == "chacha20" else "AES-GCM", hp_key)
 
 
 class _LevelKeys:

@@ -334,6 +334,8 @@ def _message_json(e: TimelineEntry) -> dict:
         d["error"] = e.error
     if e.content_type == 21 and e.message is not None:
         d["alert"] = alert_description_name(e.message.description)
+    elif e.content_type == 26 and e.message is not None:     # DTLS 1.3 ACK: (epoch, sequence) pairs
+        d["acknowledged"] = [list(n) for n in e.message]
     return d
 
 

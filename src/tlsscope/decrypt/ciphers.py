@@ -19,7 +19,7 @@ from .tls12 import SSL3, TLS11
 from .tls13 import HASHES, hash_bytes, hmac_bytes
 
 __all__ = ["CipherSpec", "CIPHERS", "MACS", "RecordAuthError", "cipher_spec",
-           "tls13_opener", "tls12_opener", "RecordOpener"]
+           "tls13_opener", "tls12_opener", "RecordOpener", "protection_mask", "decode_truncated"]
 
 
 class RecordAuthError(Exception):
@@ -102,6 +102,34 @@ def _aead(spec: CipherSpec, key: bytes):
     raise ValueError(f"no AEAD {spec.algorithm}")
 
 
+def protection_mask(algorithm: str, key: bytes):
+    """The mask function of QUIC header protection (RFC 9001 §5.4.3, §5.4.4) and DTLS 1.3 record
+    number encryption (RFC 9147 §4.2.3), which is the same: 16 bytes of ciphertext in, mask out.
+    ``algorithm``: a CipherSpec algorithm ("AES-GCM", "AES-CCM" or "CHACHA20")."""
+    if algorithm != "CHACHA20":
+        return Cipher(algorithms.AES(key), modes.ECB()).encryptor().update
+
+    def chacha_mask(sample: bytes) -> bytes:
+        # counter = sample[0:4] (little endian), nonce = sample[4:16]: cryptography's 16-byte
+        # ChaCha20 "nonce" is exactly that concatenation, so the sample is passed as it is.
+        return Cipher(algorithms.ChaCha20(key, sample), mode=None).encryptor().update(bytes(5))
+    return chacha_mask
+
+
+def decode_truncated(expected: int, truncated: int, nbits: int) -> int:
+    """A full packet or record number from its low ``nbits`` bits: the candidate closest to
+    ``expected`` (the next number due), as in RFC 9000 Appendix A.3, which RFC 9147 §4.2.2 reuses
+    for DTLS 1.3 sequence numbers."""
+    win = 1 << nbits
+    hwin = win >> 1
+    candidate = (expected & ~(win - 1)) | truncated
+    if candidate <= expected - hwin and candidate < (1 << 62) - win:
+        return candidate + win
+    if candidate > expected + hwin and candidate >= win:
+        return candidate - win
+    return candidate
+
+
 def _xor_seq(iv: bytes, seq: int) -> bytes:
     return (int.from_bytes(iv, "big") ^ seq).to_bytes(len(iv), "big")
 
@@ -123,9 +151,13 @@ class Tls13Aead(RecordOpener):
         self._tag = spec.tag_len
 
     def open(self, seq, content_type, version, fragment):
+        aad = bytes([content_type]) + version.to_bytes(2, "big") + len(fragment).to_bytes(2, "big")
+        return self.open_with_aad(seq, aad, fragment)
+
+    def open_with_aad(self, seq: int, aad: bytes, fragment: bytes) -> tuple[int, bytes]:
+        """Open with the record header as the caller frames it (DTLS 1.3: the unified header)."""
         if len(fragment) < self._tag + 1:
             raise RecordAuthError(f"record of {len(fragment)} bytes is shorter than the AEAD tag")
-        aad = bytes([content_type]) + version.to_bytes(2, "big") + len(fragment).to_bytes(2, "big")
         try:
             inner = self._aead.decrypt(_xor_seq(self._iv, seq), fragment, aad)
         except InvalidTag:

@@ -31,6 +31,11 @@ LABELS: dict[str, tuple[int, ...]] = {
 }
 
 
+# Labels some implementations write for the standard ones: the illustrated DTLS 1.3 exchange
+# (dtls.xargs.org) logs its first application secrets without the "_0".
+_ALIASES = {"CLIENT_TRAFFIC_SECRET": "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET": "SERVER_TRAFFIC_SECRET_0"}
+
+
 def _hex(text: str) -> bytes | None:
     try:
         return bytes.fromhex(text)
@@ -126,6 +131,7 @@ class KeyLog:
             if premaster is None or len(premaster) != 48:
                 return "RSA: the premaster secret must be 48 bytes of hex"
             return self._store_rsa(prefix, premaster)
+        label = _ALIASES.get(label, label)
         lengths = LABELS.get(label)
         if lengths is None:
             return f"unknown label {label[:40]}"

@@ -14,8 +14,9 @@ import zlib
 from dataclasses import dataclass
 
 from ..codec import DecodeError, Reader
-from ..dtls import tls_version_of
+from ..dtls import DTLS13, DTLS_OPENSSL_PRE, tls_version_of
 from . import tls12, tls13
+from .dtls13 import EPOCH_APPLICATION, EPOCH_EARLY, EPOCH_HANDSHAKE, LABEL_PREFIX, EpochKeys
 from .ciphers import (MACS, CipherSpec, RecordAuthError, RecordOpener, cipher_spec, tls12_opener,
                       tls13_opener)
 from .keylog import KeyLog
@@ -34,6 +35,13 @@ EXT_ENCRYPT_THEN_MAC, EXT_EXTENDED_MASTER_SECRET = 22, 23
 EXT_EARLY_DATA, EXT_SUPPORTED_VERSIONS = 42, 43
 EXT_SESSION_TICKET = 35
 COMPRESSION_DEFLATE = 1   # RFC 3749
+
+# DTLS 1.3 epochs kept per direction (handshake records retransmitted after the application
+# epoch started, KeyUpdates): older ones are dropped
+_DTLS13_EPOCHS_KEPT = 4
+_DTLS13_EPOCH_OF = {"early": EPOCH_EARLY, "handshake": EPOCH_HANDSHAKE, "application": EPOCH_APPLICATION}
+
+_SEQ48 = (1 << 48) - 1
 
 # how many sequence numbers to try when keys arrive after records went by
 _RESYNC_LIMIT = 64
@@ -149,7 +157,7 @@ class _Handshake:
                  "hash", "transcript", "ems_len", "encrypted_premaster", "early_data_offered",
                  "early_data_accepted", "complete", "client_finished", "server_finished",
                  "master", "method", "key_reason", "no_key", "ticket", "key_block_done", "client_keys",
-                 "server_keys")
+                 "server_keys", "dtls13")
 
     def __init__(self, client_hello: _Hello) -> None:
         self.client_hello = client_hello
@@ -176,6 +184,7 @@ class _Handshake:
         self.key_block_done = False
         self.client_keys: RecordOpener | None = None   # TLS <= 1.2 pending read states
         self.server_keys: RecordOpener | None = None
+        self.dtls13 = False       # DTLS 1.3: "dtls13" labels, TLS-framed transcript, unified headers
 
     @property
     def tls13(self) -> bool:
@@ -191,7 +200,7 @@ class _Direction:
 
     __slots__ = ("name", "opener", "seq", "epoch", "secret", "encrypted", "missing", "missed",
                  "decrypted_in_epoch", "early_opener", "early_seq", "last_tail", "missed_bytes", "inflater",
-                 "resyncs")
+                 "resyncs", "dtls13_keys")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -209,6 +218,7 @@ class _Direction:
         self.early_seq = 0
         self.inflater = None          # TLS <= 1.2 DEFLATE compression state (RFC 3749)
         self.resyncs = 0              # records tried against later keys after keys arrived late
+        self.dtls13_keys: dict[int, EpochKeys] = {}   # DTLS 1.3: read states by epoch number
 
     def start_epoch(self, epoch: str, opener: RecordOpener | None, secret: bytes | None = None,
                     missing: str = "") -> None:
@@ -301,8 +311,11 @@ class ConnectionDecryptor:
             return
         msg_type = message[0]
         body = message[4:]
+        hashed = bytes(transcript) if transcript is not None else message
+        if self._hs is not None and self._hs.dtls13:
+            hashed = _tls_framed(hashed)
         try:
-            self._observe(from_client, msg_type, body, bytes(transcript) if transcript is not None else message)
+            self._observe(from_client, msg_type, body, hashed)
         except DecodeError as exc:
             self._problem(f"handshake type {msg_type}: {exc}")
 
@@ -399,7 +412,13 @@ class ConnectionDecryptor:
         if sv is not None and len(sv) == 2:
             version = int.from_bytes(sv, "big")
         if self._dtls:
-            # key schedule and record protection of the TLS version DTLS builds on (DTLS 1.3: not supported)
+            if version == DTLS13 and not hs.dtls13:
+                # RFC 9147 §5.2: DTLS 1.3 hashes TLS 1.3-style messages (no message_seq or fragment
+                # fields), unlike DTLS 1.2: what was hashed so far is reframed
+                hs.dtls13 = True
+                hs.transcript = bytearray(_tls_framed_all(bytes(hs.transcript)))
+                message = _tls_framed(message)
+            # key schedule and record protection of the TLS version DTLS builds on
             version = tls_version_of(version)
         info = _suite_info(hello.cipher_suite)
         if hello.random == tls13.HELLO_RETRY_REQUEST_RANDOM:
@@ -436,7 +455,12 @@ class ConnectionDecryptor:
         if hs.tls13:
             self._active = hs
             self._tls13_epoch(self._server, False, "handshake")
-            if hs.early_data_offered:
+            if hs.dtls13:
+                # records name their epoch: the client's early and handshake keys can both be ready
+                if hs.early_data_offered and self._secret("CLIENT_EARLY_TRAFFIC_SECRET") is not None:
+                    self._tls13_epoch(self._client, True, "early")
+                self._tls13_epoch(self._client, True, "handshake")
+            elif hs.early_data_offered:
                 self._client.epoch = "early"
                 self._client.encrypted = True
             else:
@@ -451,12 +475,28 @@ class ConnectionDecryptor:
         (False, "application"): "SERVER_TRAFFIC_SECRET_0",
     }
 
-    def _tls13_opener(self, spec: CipherSpec | None, hash_name: str, secret: bytes
-                      ) -> RecordOpener | None:
+    def _tls13_opener(self, spec: CipherSpec | None, hash_name: str, secret: bytes, dtls_epoch: int = 0
+                      ) -> RecordOpener | EpochKeys | None:
         if spec is None or spec.kind != "aead":
             return None
+        if dtls_epoch:
+            return EpochKeys(dtls_epoch, spec, hash_name, secret)
         key, iv = tls13.traffic_key_iv(hash_name, secret, spec.key_len, 12)
         return tls13_opener(spec, key, iv)
+
+    @property
+    def _prefix(self) -> bytes:
+        """The HKDF label prefix of the handshake in progress."""
+        return LABEL_PREFIX if self._hs is not None and self._hs.dtls13 else b"tls13 "
+
+    @staticmethod
+    def _keep_dtls13(d: _Direction) -> None:
+        """A DTLS 1.3 epoch just started: keep its read state beside the older ones (bounded)."""
+        keys = d.opener
+        if isinstance(keys, EpochKeys):
+            d.dtls13_keys[keys.epoch] = keys
+            while len(d.dtls13_keys) > _DTLS13_EPOCHS_KEPT:
+                del d.dtls13_keys[min(d.dtls13_keys)]
 
     def _tls13_epoch(self, d: _Direction, from_client: bool, epoch: str,
                      keep_counters: bool = False) -> None:
@@ -475,7 +515,9 @@ class ConnectionDecryptor:
         else:
             self._labels.add(label)
             self._method = self._method or "keylog"
-            d.start_epoch(epoch, self._tls13_opener(hs.spec, hs.hash, secret), secret)
+            dtls_epoch = _DTLS13_EPOCH_OF[epoch] if hs.dtls13 else 0
+            d.start_epoch(epoch, self._tls13_opener(hs.spec, hs.hash, secret, dtls_epoch), secret)
+            self._keep_dtls13(d)
         if keep_counters:
             d.seq, d.missed, d.missed_bytes = seq, missed, missed_bytes
 
@@ -485,8 +527,10 @@ class ConnectionDecryptor:
         if d.secret is None:
             d.start_epoch("application", None, None, d.missing or self._no_key("before KeyUpdate"))
             return
-        secret = tls13.next_traffic_secret(hs.hash, d.secret)
-        d.start_epoch("application", self._tls13_opener(hs.spec, hs.hash, secret), secret)
+        secret = tls13.next_traffic_secret(hs.hash, d.secret, self._prefix)
+        dtls_epoch = d.opener.epoch + 1 if isinstance(d.opener, EpochKeys) else 0
+        d.start_epoch("application", self._tls13_opener(hs.spec, hs.hash, secret, dtls_epoch), secret)
+        self._keep_dtls13(d)
 
     def _tls13_finished(self, hs: _Handshake, from_client: bool, body: bytes) -> bool | None:
         label = "CLIENT_HANDSHAKE_TRAFFIC_SECRET" if from_client else "SERVER_HANDSHAKE_TRAFFIC_SECRET"
@@ -494,7 +538,7 @@ class ConnectionDecryptor:
         if secret is None or hs.info is None:
             return None
         transcript_hash = tls13.hash_bytes(hs.hash, hs.transcript)
-        return tls13.finished_verify_data(hs.hash, secret, transcript_hash) == body
+        return tls13.finished_verify_data(hs.hash, secret, transcript_hash, self._prefix) == body
 
     # -- Finished (both) -----------------------------------------------------
     def _finished(self, hs: _Handshake, from_client: bool, body: bytes, message: bytes) -> None:
@@ -512,7 +556,10 @@ class ConnectionDecryptor:
             return
         if hs.master is None and hs.version is not None:
             self._tls12_master(hs)
-        if hs.master is not None and hs.version is not None:
+        # OpenSSL's DTLS before 0.9.8f (0x0100) does not hash the handshake the RFC way (no framing of
+        # the messages tried matched its verify_data): its Finished are decrypted but not checked
+        pre_rfc = self._dtls and hs.server_hello is not None and hs.server_hello.legacy_version == DTLS_OPENSSL_PRE
+        if hs.master is not None and hs.version is not None and not pre_rfc:
             expected = tls12.finished_verify_data(hs.version, hs.hash, hs.master,
                                                   bytes(hs.transcript), from_client)
             self.finished_verified[side] = expected == body
@@ -675,13 +722,17 @@ class ConnectionDecryptor:
 
     # -- records -------------------------------------------------------------
     def decrypt(self, from_client: bool, content_type: int, legacy_version: int,
-                fragment: bytes, seq: int | None = None) -> Decrypted | DecryptFailure | None:
-        """One record; ``seq`` is its explicit sequence number (DTLS), else records are counted."""
+                fragment: bytes, seq: int | None = None, header: bytes | None = None
+                ) -> Decrypted | DecryptFailure | None:
+        """One record; ``seq`` is its explicit sequence number (DTLS), else records are counted;
+        ``header``: a DTLS 1.3 unified header, which names the epoch and the (encrypted) sequence."""
         hs = self._hs
         d = self._client if from_client else self._server
         fragment = bytes(fragment)
         if hs is None:
             return None
+        if header is not None:
+            return self._dtls13_record(d, bytes(header), fragment) if hs.dtls13 else None
         if not d.encrypted:
             if (from_client and hs.version is None and hs.early_data_offered
                     and content_type == 23):
@@ -704,6 +755,23 @@ class ConnectionDecryptor:
             return self._skip_early(result.record_number)
         return result
 
+    def _dtls13_record(self, d: _Direction, header: bytes, fragment: bytes) -> Decrypted | DecryptFailure:
+        """A DTLS 1.3 protected record: the newest epoch whose low two bits the header carries."""
+        bits = header[0] & 0x03
+        keys = next((k for n, k in sorted(d.dtls13_keys.items(), reverse=True) if n & 0x03 == bits), None)
+        if keys is None:
+            d.missed += 1
+            d.missed_bytes += len(fragment)
+            why = d.missing if d.missing and d.opener is None else f"no keys for an epoch ending in {bits}"
+            return self._count(DecryptFailure(why or self._no_key(), -1))
+        try:
+            seq, inner_type, content = keys.open(header, fragment)
+        except RecordAuthError as exc:
+            return self._count(DecryptFailure(
+                f"authentication failed at {d.name} record in epoch {keys.epoch}: {exc} (wrong key?)", -1))
+        d.decrypted_in_epoch = True
+        return self._count(Decrypted(inner_type, content, seq))
+
     def _count(self, result):
         if isinstance(result, Decrypted):
             self._decrypted += 1
@@ -725,7 +793,7 @@ class ConnectionDecryptor:
             if resynced is not None:
                 return self._count(resynced)
         try:
-            inner_type, plaintext = d.opener.open(seq, content_type, version, fragment)
+            inner_type, plaintext = self._open_record(d, seq, content_type, version, fragment)
         except RecordAuthError as exc:
             d.seq += 1
             return self._count(DecryptFailure(
@@ -741,6 +809,17 @@ class ConnectionDecryptor:
                 return self._count(DecryptFailure(f"DEFLATE decompression failed at {d.name} "
                                                   f"record {seq}: {exc}", seq))
         return self._count(Decrypted(inner_type, plaintext, seq))
+
+    def _open_record(self, d: _Direction, seq: int, content_type: int, version: int, fragment: bytes
+                     ) -> tuple[int, bytes]:
+        try:
+            return d.opener.open(seq, content_type, version, fragment)
+        except RecordAuthError:
+            if not (self._dtls and version == DTLS_OPENSSL_PRE):
+                raise
+        # OpenSSL before 0.9.8f (DTLS version 0x0100) computed the MAC as TLS 1.0 does: the sequence
+        # number without the epoch, and version 3.1 (Wireshark tries the same after the RFC form)
+        return d.opener.open(seq & _SEQ48, content_type, 0x0301, fragment)
 
     def _resync(self, d: _Direction, content_type: int, version: int, fragment: bytes
                 ) -> Decrypted | None:
@@ -869,3 +948,23 @@ class ConnectionDecryptor:
             "finished_verified": dict(self.finished_verified),
             "problems": list(self.problems),
         }
+
+
+def _tls_framed(message: bytes) -> bytes:
+    """A DTLS-framed handshake message (12-byte header, unfragmented) with the TLS 4-byte header
+    instead; anything else unchanged."""
+    if len(message) >= 12 and message[6:9] == b"\0\0\0" and message[9:12] == message[1:4]:
+        return message[:4] + message[12:]
+    return message
+
+
+def _tls_framed_all(transcript: bytes) -> bytes:
+    """Every message of a DTLS-framed transcript reframed (see _tls_framed)."""
+    out = bytearray()
+    i, n = 0, len(transcript)
+    while i + 12 <= n:
+        end = i + 12 + int.from_bytes(transcript[i + 1:i + 4], "big")
+        out += _tls_framed(transcript[i:end])
+        i = end
+    out += transcript[i:]
+    return bytes(out)

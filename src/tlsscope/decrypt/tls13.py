@@ -70,23 +70,24 @@ def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
 
 
 def hkdf_expand_label(hash_name: str, secret: bytes, label: bytes | str, context: bytes,
-                      length: int) -> bytes:
-    """HKDF-Expand-Label (RFC 8446 §7.1); ``label`` without the "tls13 " prefix."""
+                      length: int, prefix: bytes = b"tls13 ") -> bytes:
+    """HKDF-Expand-Label (RFC 8446 §7.1); ``label`` without its prefix, which is "tls13 " except
+    for DTLS 1.3 ("dtls13", RFC 9147 §5.9)."""
     if not isinstance(label, (str, bytes)):
         label = bytes(label)          # bytearray/memoryview: hashable for the prefix cache
     if context:
-        info = _label_prefix(label, length) + bytes([len(context)]) + context
+        info = _label_prefix(label, length, prefix) + bytes([len(context)]) + context
     else:
-        info = _label_prefix(label, length) + b"\x00"
+        info = _label_prefix(label, length, prefix) + b"\x00"
     return hkdf_expand(hash_name, secret, info, length)
 
 
 @functools.lru_cache(maxsize=64)
-def _label_prefix(label: bytes | str, length: int) -> bytes:
-    """HkdfLabel up to its context: length, then the "tls13 "-prefixed label (a few fixed labels)."""
+def _label_prefix(label: bytes | str, length: int, prefix: bytes) -> bytes:
+    """HkdfLabel up to its context: length, then the prefixed label (a few fixed labels)."""
     if isinstance(label, str):
         label = label.encode("ascii")
-    full = b"tls13 " + label
+    full = prefix + label
     return length.to_bytes(2, "big") + bytes([len(full)]) + full
 
 
@@ -109,25 +110,26 @@ def master_secret(hash_name: str, handshake: bytes) -> bytes:
     return hkdf_extract(hash_name, derived, bytes(hash_len(hash_name)))
 
 
-def traffic_key_iv(hash_name: str, secret: bytes, key_len: int, iv_len: int = 12
-                   ) -> tuple[bytes, bytes]:
+def traffic_key_iv(hash_name: str, secret: bytes, key_len: int, iv_len: int = 12,
+                   prefix: bytes = b"tls13 ") -> tuple[bytes, bytes]:
     """[sender]_write_key and [sender]_write_iv from a traffic secret (§7.3)."""
-    return (hkdf_expand_label(hash_name, secret, "key", b"", key_len),
-            hkdf_expand_label(hash_name, secret, "iv", b"", iv_len))
+    return (hkdf_expand_label(hash_name, secret, "key", b"", key_len, prefix),
+            hkdf_expand_label(hash_name, secret, "iv", b"", iv_len, prefix))
 
 
-def finished_key(hash_name: str, base_key: bytes) -> bytes:
-    return hkdf_expand_label(hash_name, base_key, "finished", b"", hash_len(hash_name))
+def finished_key(hash_name: str, base_key: bytes, prefix: bytes = b"tls13 ") -> bytes:
+    return hkdf_expand_label(hash_name, base_key, "finished", b"", hash_len(hash_name), prefix)
 
 
-def finished_verify_data(hash_name: str, base_key: bytes, transcript_hash: bytes) -> bytes:
+def finished_verify_data(hash_name: str, base_key: bytes, transcript_hash: bytes,
+                         prefix: bytes = b"tls13 ") -> bytes:
     """Finished.verify_data (§4.4.4); ``base_key`` is the sender's handshake traffic secret."""
-    return hmac_bytes(hash_name, finished_key(hash_name, base_key), transcript_hash)
+    return hmac_bytes(hash_name, finished_key(hash_name, base_key, prefix), transcript_hash)
 
 
-def next_traffic_secret(hash_name: str, secret: bytes) -> bytes:
+def next_traffic_secret(hash_name: str, secret: bytes, prefix: bytes = b"tls13 ") -> bytes:
     """application_traffic_secret_N+1 after a KeyUpdate (§7.2)."""
-    return hkdf_expand_label(hash_name, secret, "traffic upd", b"", hash_len(hash_name))
+    return hkdf_expand_label(hash_name, secret, "traffic upd", b"", hash_len(hash_name), prefix)
 
 
 def message_hash(hash_name: str, client_hello1: bytes) -> bytes:

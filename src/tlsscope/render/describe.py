@@ -43,6 +43,9 @@ def describe_message(entry) -> str:
         lvl = alert_level_name(msg.level) if msg.level is not None else "?"
         desc = alert_description_name(msg.description) if msg.description is not None else "?"
         return f"Alert ({lvl}, {desc})" + (" · decrypted" if entry.decrypted else "")
+    if entry.content_type == 26 and msg is not None:       # DTLS 1.3 ACK
+        shown = ", ".join(f"{epoch}/{seq}" for epoch, seq in msg[:6]) + (" …" if len(msg) > 6 else "")
+        return f"ACK · records {shown or 'none'} (epoch/sequence)" + (" · decrypted" if entry.decrypted else "")
     if msg is None:
         if entry.encrypted and not entry.decrypted:
             return f"{name} · {entry.length} bytes"

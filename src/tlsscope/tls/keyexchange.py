@@ -200,7 +200,8 @@ def decode_client_key_exchange(r: Reader, ctx: DecodeContext) -> ClientKeyExchan
     if kx in ("PSK", "RSA_PSK", "DHE_PSK", "ECDHE_PSK"):
         fields["psk_identity"] = r.vector_bytes(2, "psk_identity")
     if kx in ("RSA", "RSA_PSK"):
-        if kx == "RSA" and ctx.version == 0x0300:     # SSL 3.0: no length prefix
+        # SSL 3.0, and OpenSSL's DTLS before 0.9.8f (0x0100) which copied it: no length prefix
+        if kx == "RSA" and ctx.version in (0x0300, 0x0100):
             fields["encrypted_pre_master_secret"] = r.rest()
         else:
             fields["encrypted_pre_master_secret"] = r.vector_bytes(2, "encrypted_pre_master_secret")

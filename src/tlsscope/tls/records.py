@@ -16,6 +16,7 @@ HANDSHAKE = 22
 APPLICATION_DATA = 23
 HEARTBEAT = 24
 TLS12_CID = 25
+ACK = 26            # DTLS 1.3 only (RFC 9147 §7)
 KNOWN_CONTENT_TYPES = frozenset((20, 21, 22, 23, 24, 25))
 
 # RFC 8446 §5.2: TLSCiphertext may be up to 2^14 + 256; TLS 1.2 allows 2^14 + 2048.
