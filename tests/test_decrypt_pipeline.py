@@ -311,7 +311,8 @@ def test_case_inventory():
     for required in ("IL-001", "IL-002", "WN-001", "WF-001", "J4-005", "SD-001", "SD-009",
                      "06-hello-retry-request", "07-resumption", "09-legacy"):
         assert required in ids and ids[required].skip is None, required
-    assert {c.id for c in CASES if c.skip} == {"IL-003", "IL-004", "J4-003", "WF-002", "14-quic"}
+    assert {c.id for c in CASES if c.skip} == {"IL-003", "IL-004", "J4-003", "WF-002", "14-quic",
+                                               "15-quic-early-data"}
     assert len([c for c in CASES if c.id.startswith("SD-")]) == 9
     assert _split_keys(ids["09-legacy"].keys)[1] == [CAPTURES / "09-legacy" / "server.key"]
 

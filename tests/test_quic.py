@@ -1541,3 +1541,17 @@ def test_damaged_protected_datagrams(keyed_datagrams, data, how, rnd):
         # every packet after the flip stops at an error, or reads as before; one of them is hit
         hit = [p for p in out if p.offset <= pos < p.offset + p.length]
         assert all(p.error is not None or not p.decrypted for p in hit) or not any(payload[pos:])
+
+
+def test_install_early_candidates():
+    """0-RTT keys before the suite is known: only QUIC suites whose hash fits the secret are candidates;
+    nothing fits, or 0-RTT keys already installed: refused."""
+    from tlsscope.quic import InitialDecoder
+    d = InitialDecoder(1, b"\x01" * 8)
+    assert not d.install_early(b"x" * 20, [0x1301, 0x1302])           # no suite with a 20-byte hash
+    assert not d.install_early(b"x" * 48, [0x1301, 0x1303, 0xC02F])    # SHA-384 secret, only SHA-256 suites
+    assert d.install_early(b"x" * 48, [0x1301, 0x1302, 0x1302])
+    assert [c.suite for c in d._early_candidates] == [0x1302]
+    assert d.install("0rtt", True, 0x1301, b"y" * 32)
+    assert not d.install_early(b"x" * 32, [0x1301])
+    assert not d.install_early(object(), [0x1301])

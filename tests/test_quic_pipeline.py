@@ -188,19 +188,19 @@ def test_server_initial_captured_first_does_not_swap_the_roles():
     assert r.quic["packets"]["client"]["initial"] == 1
 
 
-def _tshark_quic_streams(path, keylog=None) -> dict:
-    """tshark's `-z follow,quic,raw,0,S` for every stream of QUIC connection 0: {stream: (client, server)}."""
+def _tshark_quic_streams(path, keylog=None, conn: int = 0) -> dict:
+    """tshark's `-z follow,quic,raw,N,S` for every stream of QUIC connection N: {stream: (client, server)}."""
     import subprocess
 
     from conftest import need_tool
     tshark = need_tool("tshark")
     keys = ["-o", f"tls.keylog_file:{keylog}"] if keylog else []
-    ids = subprocess.run([tshark, "-r", str(path), *keys, "-Y", "quic.connection.number == 0", "-T", "fields",
+    ids = subprocess.run([tshark, "-r", str(path), *keys, "-Y", f"quic.connection.number == {conn}", "-T", "fields",
                           "-e", "quic.stream.stream_id"], capture_output=True, text=True, timeout=120).stdout
     streams = sorted({int(s) for line in ids.split() for s in line.split(",") if s})
     out = {}
     for sid in streams:
-        text = subprocess.run([tshark, "-r", str(path), *keys, "-q", "-z", f"follow,quic,raw,0,{sid}"],
+        text = subprocess.run([tshark, "-r", str(path), *keys, "-q", "-z", f"follow,quic,raw,{conn},{sid}"],
                               capture_output=True, text=True, timeout=120).stdout
         body = text.split("Node 1:", 1)[1].split("\n", 1)[1]
         c = b"".join(bytes.fromhex(x) for x in body.splitlines() if x and not x.startswith(("\t", "=")))
@@ -235,3 +235,42 @@ def test_quic_stream_data_equals_tshark_follow():
             assert len(mine[True]) == sum(len(c) for c, _ in theirs.values()), path
             assert len(mine[False]) == sum(len(s) for _, s in theirs.values()), path
             assert mine[True] and mine[False]
+
+
+def test_quic_early_data_opened_like_tshark():
+    """captures/15-quic-early-data: the resumed connection's line travels as 0-RTT data in the datagram of its
+    Initial, before the ServerHello names the suite. With the key log (CLIENT_EARLY_TRAFFIC_SECRET) the 0-RTT
+    packet opens, its stream data goes to follow under the connection's number, and equals tshark's
+    follow,quic; without the secret the packet is counted and left sealed."""
+    import json
+
+    from conftest import CAPTURES
+    from tlsscope.decrypt import KeyLog
+    import tlsscope
+    d = CAPTURES / "15-quic-early-data"
+    scenario = json.loads((d / "scenario.json").read_text())
+    early = scenario["connections"][1]["early_data"].encode()
+    plain: list = []
+    first, resumed = tlsscope.read(d / "capture.pcap", keylog=str(d / "keylog.txt"),
+                                   on_plaintext=lambda i, c, data: plain.append((i, c, data)))
+    assert resumed.resumed and not first.resumed
+    assert resumed.quic["packets"]["client"]["0rtt"] >= 1
+    entry = next(e for e in resumed.timeline if e.name == "QUIC 0-RTT packet")
+    assert entry.decrypted
+    assert "CLIENT_EARLY_TRAFFIC_SECRET" in resumed.decryption["keys_found"]
+    assert resumed.decryption["failures"] == 0
+    assert resumed.decryption["finished_verified"] == {"client": True, "server": True}
+    mine = b"".join(data for i, c, data in plain if i == resumed.id and c)
+    assert mine == early                                   # the 0-RTT line, and nothing else from the client
+    assert b"".join(data for i, c, data in plain if i == resumed.id and not c) == early   # the echo
+    theirs = _tshark_quic_streams(d / "capture.pcap", d / "keylog.txt", conn=1)
+    assert b"".join(c for c, _ in theirs.values()) == mine
+
+    text = (d / "keylog.txt").read_text()
+    no_early = "\n".join(ln for ln in text.splitlines() if not ln.startswith("CLIENT_EARLY_TRAFFIC_SECRET"))
+    plain.clear()
+    _, sealed = tlsscope.read(d / "capture.pcap", keylog=KeyLog.from_bytes(no_early.encode()),
+                              on_plaintext=lambda i, c, data: plain.append((i, c, data)))
+    entry = next(e for e in sealed.timeline if e.name == "QUIC 0-RTT packet")
+    assert not entry.decrypted
+    assert b"".join(data for i, c, data in plain if i == sealed.id and c) == b""

@@ -222,9 +222,10 @@ def quic_server(cwd: Path, port: int, cert: str, key: str, *, alpn: str = "tlssc
 
 
 def quic_client(cwd: Path, port: int, *, sni: str, ca: str, alpn: str = "tlsscope", keylog: str = "keylog.txt",
-                host: str = "127.0.0.1", send: str = "hello over quic\n") -> ClientResult:
-    """One aioquic connection: a line sent on a stream, the echo read back (ECHO ... or CLOSED ...)."""
+                host: str = "127.0.0.1", send: str = "hello over quic\n", early_data: bool = False) -> ClientResult:
+    """One aioquic connection: a line sent on a stream, the echo read back (ECHO ... or CLOSED ...).
+    ``early_data``: two connections, the second resuming the first's session with the line as 0-RTT data."""
     cmd = [sys.executable, str(QUICPEERS), "client", "--host", host, "--port", str(port), "--sni", sni,
-           "--ca", ca, "--alpn", alpn, "--keylog", keylog, "--send", send]
+           "--ca", ca, "--alpn", alpn, "--keylog", keylog, "--send", send] + (["--early-data"] if early_data else [])
     done = run(cmd, cwd, check=False, timeout=CLIENT_TIMEOUT)
     return ClientResult(done.returncode, done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace"))

@@ -682,6 +682,36 @@ def quic(ctx: Ctx) -> dict:
     }
 
 
+# --------------------------------------------------------------------------------------------- 15
+def quic_early_data(ctx: Ctx) -> dict:
+    sni = "early.tlsscope.test"
+    ca = CA(ctx.work, "quic", "tlsscope QUIC CA")
+    ctx.keep(ca.cert, "ca.pem")
+    ca.issue(ctx.out, "server", sni, sans=(sni,))
+    port = ctx.port(0)
+    with ctx.capture([port], udp=True), peers.quic_server(ctx.out, port, "server.pem", "server.key"):
+        early = peers.quic_client(ctx.out, port, sni=sni, ca="ca.pem", early_data=True, send="early hello\n")
+        expect(early.returncode == 0 and "ECHO early hello" in early.output and "EARLY True" in early.output,
+               "QUIC resumption with accepted 0-RTT data", early)
+    suite = "TLS_AES_256_GCM_SHA384"    # aioquic's first choice
+    return {
+        "description": "QUIC 0-RTT between aioquic peers: a first connection that only collects a session "
+                       "ticket, then a second one that resumes with it and sends its line as 0-RTT data in the "
+                       "datagram of its Initial; the server accepts the early data and echoes it.",
+        "transport": "quic",
+        "notes": ["the 0-RTT packet is opened with CLIENT_EARLY_TRAFFIC_SECRET before the ServerHello names the "
+                  "suite: tlsscope tries the ClientHello's suites on it",
+                  "the resumed connection has no Certificate: the PSK authenticates the server"],
+        "connections": [
+            conn(sni=sni, version="TLS 1.3", suite=suite, server_certificates=None, client_certificates=None,
+                 client_certificate_requested=False, server_cert="server.pem", decrypted=dec(1, None, [])),
+            conn(sni=sni, version="TLS 1.3", suite=suite, server_certificates=None, client_certificates=None,
+                 client_certificate_requested=False, resumed=True, decrypted=dec(None, None, []),
+                 early_data="early hello\n"),
+        ],
+    }
+
+
 SCENARIOS = {
     "01-classic-sha1-mtls12": classic_sha1,
     "02-modern-mtls13": modern_mtls13,
@@ -697,4 +727,5 @@ SCENARIOS = {
     "12-renegotiation": renegotiation,
     "13-dtls": dtls,
     "14-quic": quic,
+    "15-quic-early-data": quic_early_data,
 }

@@ -139,11 +139,18 @@ class Analyzer:
         if new:
             self._conns[fid] = conn
         if conn.state.is_tls and fid not in self._ids:
-            self._ids[fid] = self._next_id
+            self._number(fid)
+        return out
+
+    def _number(self, flow_id: int) -> int:
+        """The connection number of a flow found to carry TLS: given once, in the order found."""
+        n = self._ids.get(flow_id)
+        if n is None:
+            n = self._ids[flow_id] = self._next_id
             self._next_id += 1
             if self.on_detect is not None:
-                self.on_detect(self._next_id - 1)
-        return out
+                self.on_detect(n)
+        return n
 
     def _udp_connection(self, records: str) -> Callable[..., TlsConnection]:
         def connect(flow_id: int, client, server, ts: float, frame: int) -> TlsConnection:
@@ -204,10 +211,7 @@ class Analyzer:
                         self._drop(ev.flow_id)
                         continue
                     if state.is_tls:
-                        self._ids[ev.flow_id] = self._next_id
-                        self._next_id += 1
-                        if self.on_detect is not None:
-                            self.on_detect(self._next_id - 1)
+                        self._number(ev.flow_id)
                 if on_handshake is not None and conn.handshake_done and not conn.announced:
                     conn.announced = True
                     report = self._report(self._ids[ev.flow_id], conn.snapshot())
@@ -272,7 +276,8 @@ class Analyzer:
             only = self.options.conn
 
             def on_plain(from_client: bool, data: bytes) -> None:
-                conn_id = ids.get(flow_id, 0)
+                # QUIC 0-RTT data can come in the very datagram that opens the connection: numbered here
+                conn_id = ids.get(flow_id) or self._number(flow_id)
                 if only is None or conn_id == only:   # --conn filters plaintext too (follow)
                     cb(conn_id, from_client, data)
         return TlsConnection(flow_id, client, server, ts, frame, syn_seen,

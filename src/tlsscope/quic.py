@@ -435,6 +435,7 @@ class InitialDecoder:
         self._last_dcid: dict[bool, bytes] = {}     # the DCID each sender last used in a long header
         self._keys: dict[int, InitialKeys | None] = {}
         self._secrets: dict[tuple[str, bool], _Secret] = {}
+        self._early_candidates: list[_Secret] = []   # 0-RTT keys per possible suite (install_early)
         self._handshake_version: int | None = None  # version of the last Handshake packet
         self._server_version: int | None = None     # version of the server's last Initial
 
@@ -574,12 +575,44 @@ class InitialDecoder:
         if pkt.packet_number is not None:
             self.largest_pn[from_client] = max(self.largest_pn[from_client], pkt.packet_number)
 
+    def install_early(self, secret: bytes, cipher_suites) -> bool:
+        """The client's 0-RTT keys from CLIENT_EARLY_TRAFFIC_SECRET before the ServerHello names the
+        suite: 0-RTT uses the suite of the session being resumed, which the capture may not show, so
+        each of the ClientHello's QUIC suites whose hash fits the secret is tried on the first 0-RTT
+        packet, and the one that opens it is kept. False when no suite fits."""
+        try:
+            secret = bytes(secret)
+        except (TypeError, ValueError):
+            return False
+        fitting = [_Secret(cs, secret) for cs in dict.fromkeys(cipher_suites)
+                   if cs in QUIC_CIPHER_SUITES and _HASH_LEN[QUIC_CIPHER_SUITES[cs][0]] == len(secret)]
+        if ("0rtt", True) in self._secrets or not fitting:
+            return False
+        self._early_candidates = fitting[:4]
+        return True
+
     def _protected_long(self, pkt: QuicPacket, pn_offset: int, data: bytes, from_client: bool) -> None:
         """A Handshake or 0-RTT packet: opened when its keys were installed."""
         level = pkt.kind
         secret = self._secrets.get((level, from_client))
         if secret is None:
+            if level == "0rtt" and from_client and self._early_candidates:
+                self._early_trial(pkt, pn_offset, data)
             return                  # header only, as without a key log
+        self._open_long(pkt, pn_offset, data, from_client, secret)
+
+    def _early_trial(self, pkt: QuicPacket, pn_offset: int, data: bytes) -> None:
+        """The first 0-RTT packet with each candidate suite's keys; the one that opens it stays."""
+        for cand in self._early_candidates:
+            pkt.error = None
+            self._open_long(pkt, pn_offset, data, True, cand)
+            if pkt.error is None:
+                self._secrets[("0rtt", True)] = cand
+                self._early_candidates = []
+                return
+
+    def _open_long(self, pkt: QuicPacket, pn_offset: int, data: bytes, from_client: bool, secret: "_Secret") -> None:
+        level = pkt.kind
         keys = secret.keys(pkt.version)
         end = pkt.offset + pkt.length
         unprotected = _remove_header_protection(data, pkt.offset, pn_offset, end, keys.mask, 0x0F)

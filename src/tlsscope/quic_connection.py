@@ -22,6 +22,7 @@ from typing import Callable
 from .connection import TlsConnection
 from .connection_state import Alert, TimelineEntry
 from .findings import Severity
+from .hello import extension_types
 from .model import Datagram
 from .quic import CryptoStream, InitialDecoder, looks_like_quic, split_datagram
 from .udp_flows import UdpFlow, UdpFlowTable
@@ -39,12 +40,13 @@ _SECRETS = (("handshake", True, "CLIENT_HANDSHAKE_TRAFFIC_SECRET"),
             ("handshake", False, "SERVER_HANDSHAKE_TRAFFIC_SECRET"),
             ("1rtt", True, "CLIENT_TRAFFIC_SECRET_0"),
             ("1rtt", False, "SERVER_TRAFFIC_SECRET_0"))
+EXT_EARLY_DATA = 42
 _ENCRYPTED_NAMES = {"handshake": "QUIC Handshake packet", "0rtt": "QUIC 0-RTT packet", "1rtt": "QUIC 1-RTT packet"}
 
 
 class _QuicFlow(UdpFlow):
     __slots__ = ("decoder", "crypto", "delivered", "overflow_told", "info", "keys", "decrypted", "failures",
-                 "problems", "handshake_bytes", "secrets", "verified", "streams", "after_retry")
+                 "problems", "handshake_bytes", "secrets", "verified", "streams", "after_retry", "early")
 
     def __init__(self, fid: int, conn: TlsConnection, decoder: InitialDecoder, key_c: tuple, key_s: tuple,
                  ts: float, frame: int, info: dict):
@@ -66,10 +68,14 @@ class _QuicFlow(UdpFlow):
         self.verified: dict = {"client": None, "server": None}
         self.streams: dict[tuple[bool, int], CryptoStream] = {}   # (from client, stream ID): decrypted data
         self.after_retry: bytearray | None = None   # see QuicFlows._after_retry
+        self.early: bytes | None = None         # CLIENT_EARLY_TRAFFIC_SECRET, once looked up (b"": none)
 
     def status(self) -> dict:
         """The report's "decryption" entry (the shape ConnectionDecryptor.status gives over TCP)."""
-        return {"keys_found": sorted(self.keys or ()), "used": self.decrypted > 0, "method": "quic",
+        keys = set(self.keys or ())
+        if self.early:
+            keys.add("CLIENT_EARLY_TRAFFIC_SECRET")
+        return {"keys_found": sorted(keys), "used": self.decrypted > 0, "method": "quic",
                 "version": self.conn.state.version, "cipher_suite": self.conn.state.cipher_suite,
                 "records_decrypted": self.decrypted, "failures": self.failures, "early_data_skipped": 0,
                 "finished_verified": dict(self.verified), "problems": list(self.problems)}
@@ -229,6 +235,8 @@ class QuicFlows(UdpFlowTable):
                 conn.finding(Severity.MEDIUM, "quic_crypto_overflow",
                              f"{who} {level} CRYPTO stream: more than {stream.max_pending} bytes wait behind a "
                              "hole; frames beyond were dropped")
+            if flow.early is None and conn.state.client_hello is not None:
+                self._install_early(flow)
             if flow.keys is None and conn.state.server_hello is not None:
                 self._install_keys(flow)
         if pkt.close is not None:
@@ -267,6 +275,19 @@ class QuicFlows(UdpFlowTable):
             if got:
                 flow.conn.plaintext(from_client, got)
 
+    def _install_early(self, flow: _QuicFlow) -> None:
+        """The ClientHello is whole: with early data offered and its secret in the key log, the 0-RTT
+        packets that follow can be opened (the suite is found on the first one, see install_early)."""
+        hello = flow.conn.state.client_hello
+        keylog = self._keylog()
+        flow.early = b""
+        if keylog is None or EXT_EARLY_DATA not in extension_types(hello):
+            return
+        secret = keylog.secret(bytes(hello.random), "CLIENT_EARLY_TRAFFIC_SECRET")
+        if secret is not None and flow.decoder.install_early(secret, hello.cipher_suites):
+            flow.early = secret
+            flow.conn.state.decryption = flow
+
     def _install_keys(self, flow: _QuicFlow) -> None:
         """Once the ServerHello names the suite: the key log's secrets for this ClientHello's random."""
         st = flow.conn.state
@@ -281,6 +302,10 @@ class QuicFlows(UdpFlowTable):
             if secret is not None and flow.decoder.install(level, from_client, st.cipher_suite, secret):
                 flow.keys.append(label)
                 flow.secrets[label] = secret
+        if flow.early and not flow.decoder.installed("0rtt", True):
+            # no 0-RTT packet came before the ServerHello: accepted early data uses its suite
+            flow.decoder.install("0rtt", True, st.cipher_suite, flow.early)
+
         if not flow.secrets:
             flow.handshake_bytes = None         # nothing to check the Finished with
         if flow.keys:
