@@ -274,6 +274,14 @@ def cases() -> dict[str, Case]:
     chain_case("intermediate_from_store", good, "ok", via=None, anchors=(root, inter))
     c["expired_and_renewed_intermediate"] = Case([good, old_inter, inter], [root], "ok", {"chain_extra_certs"})
     c["leaf_itself_in_cafile"] = Case([good, inter], [good], "unable to get local issuer certificate")
+    # -partial_chain (the "partial" variant below): anchors that are not self-signed roots
+    c["inter_and_root_anchors"] = Case([good, inter], [inter, root], "ok")
+    c["expired_intermediate_anchor"] = Case([good], [old_inter], "unable to get issuer certificate")
+    c["bad_leaf_under_intermediate_anchor"] = Case([bad_leaf], [inter], "unable to get issuer certificate")
+    c["sha1_intermediate_anchor"] = Case([leaf(sha1_inter := resign(inter, root.key, hash_name="sha1"))],
+                                         [sha1_inter], "unable to get issuer certificate")
+    c["wrong_host_under_intermediate_anchor"] = Case([good], [inter], "unable to get issuer certificate",
+                                                     host="other.example.com")
     chain_case("key_encipherment_only_server", leaf(rsa_inter, key=rsa_key("leaf"), key_usage=None,
                                                     extra=[(_ku_encipher_only(), True)]), "ok",
                via=rsa_inter, anchors=(p["root_rsa"],))
@@ -330,7 +338,7 @@ def run_openssl(case: Case, tmp_path, *extra: str) -> str:
     return "ok"
 
 
-def run_tlsscope(case: Case, tmp_path, level: int = 2):
+def run_tlsscope(case: Case, tmp_path, level: int = 2, partial_chain: bool = False):
     (tmp_path / "ca.pem").write_bytes(_pem_all(case.anchors))
     store = TrustStore.load([tmp_path / "ca.pem"])
     crls = None
@@ -338,7 +346,7 @@ def run_tlsscope(case: Case, tmp_path, level: int = 2):
         (tmp_path / "crl.pem").write_bytes(b"".join(case.crls))
         crls = CrlSet.load([tmp_path / "crl.pem"])
     return check_chain([i.der for i in case.chain], side=case.side, at=AT, store=store, crls=crls,
-                       hostname=case.host, now=AT, security_level=level)
+                       hostname=case.host, now=AT, security_level=level, partial_chain=partial_chain)
 
 
 # (case, variant) -> (what openssl says, why tlsscope says otherwise)
@@ -360,6 +368,23 @@ VARIANTS = {
                                          "sha1_anchor", "good"]),
     "level0": (0, [], ["sha1_leaf", "md5_leaf", "rsa1024_leaf", "rsa1024_intermediate", "good"]),
     "strict": (2, ["-auth_level", "2", "-x509_strict"], ["v1_anchor", "v1_intermediate", "good"]),
+}
+
+# -partial_chain against tlsscope's partial_chain: the default-mode cases where trust is at stake, and those
+# built for it; case -> what both say with the option, or (tlsscope, openssl) for a deviation of DEVIATIONS
+PARTIAL = {
+    "good": "ok", "good_root_sent": "ok", "two_anchors": "ok", "intermediate_from_store": "ok",
+    "intermediate_is_anchor": "ok", "leaf_itself_in_cafile": "ok", "inter_and_root_anchors": "ok",
+    "wrong_ca": "unable to get local issuer certificate",
+    "missing_intermediate": "unable to get local issuer certificate",
+    "wrong_ca_root_sent": "self-signed certificate in certificate chain",
+    "self_signed_leaf": "self-signed certificate", "self_signed_leaf_trusted": "ok",
+    "expired_intermediate_anchor": "certificate has expired",
+    "bad_leaf_under_intermediate_anchor": "certificate signature failure",
+    "sha1_intermediate_anchor": "ok",
+    "wrong_host_under_intermediate_anchor": "hostname mismatch",
+    "intermediate_revoked": ("certificate revoked", DEVIATIONS[("intermediate_revoked", "level2")][0]),
+    "revoked": "certificate revoked", "leaf_expired": "certificate has expired",
 }
 
 
@@ -385,6 +410,41 @@ def test_variants_against_openssl(variant, name, tmp_path):
     theirs = run_openssl(case, tmp_path, *options)
     expected_theirs, _why = DEVIATIONS.get((name, variant), (ours.openssl_status, ""))
     assert theirs == expected_theirs, (ours.openssl_status, theirs)
+
+
+@pytest.mark.parametrize("name", sorted(PARTIAL))
+def test_partial_chain_against_openssl(name, tmp_path):
+    """tlsscope's partial_chain (--partial-chain) against `openssl verify -partial_chain`."""
+    case = cases()[name]
+    ours = run_tlsscope(case, tmp_path, partial_chain=True)
+    theirs = run_openssl(case, tmp_path, "-auth_level", "2", "-partial_chain")
+    want = PARTIAL[name] if isinstance(PARTIAL[name], tuple) else (PARTIAL[name], PARTIAL[name])
+    assert (ours.openssl_status, theirs) == want, [f.to_json() for f in ours.findings]
+    codes = {f.code for f in ours.findings}
+    top_self_signed = ours.path and ours.path[-1] in {a.cert.subject.rfc4514_string() for a in case.anchors
+                                                      if a.cert.subject == a.cert.issuer}
+    if ours.status == "ok" and not top_self_signed:
+        assert "partial_chain_anchor" in codes
+    if ours.status == "ok" and top_self_signed:
+        assert "partial_chain_anchor" not in codes
+
+
+def test_partial_chain_stops_at_the_first_anchor(tmp_path):
+    """With the intermediate and the root both in the store, the path ends at the intermediate, as
+    `openssl verify -partial_chain -show_chain` shows."""
+    case = cases()["inter_and_root_anchors"]
+    ours = run_tlsscope(case, tmp_path, partial_chain=True)
+    assert ours.path == (case.chain[0].cert.subject.rfc4514_string(), case.chain[1].cert.subject.rfc4514_string())
+    openssl = need_tool("openssl")
+    (tmp_path / "leaf.pem").write_bytes(pem(case.chain[0].cert))
+    out = subprocess.run([openssl, "verify", "-partial_chain", "-show_chain", "-attime", str(int(AT.timestamp())),
+                          "-CAfile", str(tmp_path / "ca.pem"), str(tmp_path / "leaf.pem")],
+                         capture_output=True, text=True, timeout=20).stdout
+    depths = [ln for ln in out.splitlines() if ln.startswith("depth=")]
+    assert len(depths) == 2 and "CN = www.example.com (untrusted)" in depths[0], out
+    assert "CN = Intermediate CA" in depths[1] and "untrusted" not in depths[1], out
+    default = run_tlsscope(case, tmp_path)
+    assert default.status == "ok" and len(default.path) == 3       # without the option: up to the root
 
 
 def test_matrix_is_large_enough():

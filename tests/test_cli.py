@@ -164,3 +164,21 @@ def test_ladder_export(tmp_path: Path):
     assert out.read_text().lstrip().startswith(("<svg", "<?xml"))
     text = run("read", "--conn", 1, "--ladder", "-", CAPTURES / "02-modern-mtls13" / "capture.pcap").stdout
     assert "ClientHello" in text and "ServerHello" in text
+
+
+def test_partial_chain_through_the_cli():
+    """--ca holding only an intermediate: refused like OpenSSL and nginx by default; accepted with
+    --partial-chain (openssl verify -partial_chain), the path ending at that intermediate."""
+    from conftest import CAPTURES
+    s10 = CAPTURES / "10-chain-ipv6"
+    ca = s10 / "intermediate2.pem"
+    p = run("read", "--json", "--ca", ca, s10 / "capture.pcap", check_rc=1)
+    checks = [json.loads(x)["certificate_checks"]["server"] for x in p.stdout.splitlines()]
+    assert {c["openssl_status"] for c in checks} == {"unable to get issuer certificate"}
+    p = run("read", "--json", "--partial-chain", "--ca", ca, s10 / "capture.pcap", check_rc=0)
+    checks = [json.loads(x)["certificate_checks"]["server"] for x in p.stdout.splitlines()]
+    assert checks and all(c["status"] == "ok" for c in checks)
+    assert all("CN=tlsscope intermediate CA 2" in c["path"][-1] for c in checks)
+    assert all("partial_chain_anchor" in {f["code"] for f in c["findings"]} for c in checks)
+    p = run("read", "--summary", "--partial-chain", "--ca", ca, s10 / "capture.pcap", check_rc=0)
+    assert "server-chain=ok" in p.stdout

@@ -26,6 +26,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seclevel", type=int, default=2, choices=range(0, 6), metavar="0-5",
                    help="OpenSSL security level of the verifying peer for key/digest strength "
                         "(default 2, as Debian/Ubuntu/Fedora ship; 0 accepts SHA-1 and 1024-bit RSA)")
+    p.add_argument("--partial-chain", action="store_true",
+                   help="accept a chain that ends at any --ca certificate, not only at a self-signed root "
+                        "(openssl verify -partial_chain; e.g. when --ca holds only the intermediate)")
     p.add_argument("--sni", help="only connections whose SNI matches this (shell-style pattern)")
     p.add_argument("--host", help="only connections with this IP address (or network) at either end")
     p.add_argument("--port", type=int, help="only connections with this TCP port at either end")
@@ -84,7 +87,7 @@ def _options(args):
     try:
         return make_options(keylog=args.keylog, rsa_key=args.rsa_key, ca=args.ca, crl=args.crl,
                             hostname=args.hostname, sni=args.sni, host=args.host, port=args.port,
-                            conn=args.conn, seclevel=args.seclevel)
+                            conn=args.conn, seclevel=args.seclevel, partial_chain=args.partial_chain)
     except OSError as e:
         raise UserError(f"{e.filename or ''}: {e.strerror or e}") from None
     except Exception as e:  # noqa: BLE001 - loaders raise their own one-line errors

@@ -36,7 +36,8 @@ def certificate_checks(report: "ConnectionReport", options: "Options") -> dict:
                 hostname=(options.hostname or report.sni) if side == "server" else None,
                 requested_ca_names=requested,
                 ocsp_response=st.ocsp_response if side == "server" else None,
-                now=options.now, security_level=options.security_level)
+                now=options.now, security_level=options.security_level,
+                partial_chain=options.partial_chain)
         elif ders is None and st.version == TLS13 and st.server_hello is not None and not report.resumed:
             client_stats = st.stats.get("client")
             if side == "client" and client_stats is not None and client_stats.app_records == 0:

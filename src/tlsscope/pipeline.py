@@ -29,6 +29,7 @@ class Options:
     crls: Any = None                   # tlsscope.certs.CrlSet
     hostname: str | None = None        # --hostname: overrides the SNI for host-name checks
     security_level: int = 2            # --seclevel: OpenSSL SECLEVEL assumed for the verifying peer
+    partial_chain: bool = False        # --partial-chain: any --ca certificate may end a chain
     now: datetime.datetime | None = None
     # filters
     sni: str | None = None

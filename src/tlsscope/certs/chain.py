@@ -220,18 +220,24 @@ def _pick(cands: list[CertInfo], subject: CertInfo, at: datetime.datetime) -> Ce
 
 
 def build_path(presented: list[CertInfo], anchors: list[CertInfo] | None,
-               at: datetime.datetime, max_depth: int = 100) -> BuiltPath:
-    """Leaf to anchor (or as far as it goes); ``anchors`` None means no trust store."""
+               at: datetime.datetime, max_depth: int = 100, *, partial_chain: bool = False) -> BuiltPath:
+    """Leaf to anchor (or as far as it goes); ``anchors`` None means no trust store.
+
+    ``partial_chain`` is OpenSSL's -partial_chain (X509_V_FLAG_PARTIAL_CHAIN): any certificate of the
+    trust store ends the path as its anchor, self-signed or not, and the first one reached is where
+    the path stops (openssl verify -show_chain stops there even when the store also holds its issuer)."""
     leaf = presented[0]
     path = [leaf]
     anchored = False
-    if anchors is not None and leaf.self_signed:
+    if anchors is not None and (leaf.self_signed or partial_chain):
         # a self-signed leaf is trusted when the store holds that very certificate; a leaf
-        # that is not self-signed is not an anchor even when listed (no -partial_chain)
+        # that is not self-signed is an anchor only with -partial_chain
         twin = next((a for a in anchors if a.der == leaf.der), None)
         if twin is not None:
             path[0] = twin
             anchored = True
+            if partial_chain:
+                return BuiltPath(path, True, [c for c in presented[1:] if c.der != leaf.der], False)
     in_trust = path[0].trusted
     while len(path) <= max_depth:
         cur = path[-1]
@@ -243,6 +249,9 @@ def build_path(presented: list[CertInfo], anchors: list[CertInfo] | None,
         if cands:
             path.append(_pick(cands, cur, at))
             in_trust = True
+            if partial_chain:
+                anchored = True
+                break
             continue
         if in_trust:
             break

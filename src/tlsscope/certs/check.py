@@ -206,9 +206,10 @@ def _check_weakness(run: _Run, path: list[CertInfo], anchored: bool) -> None:
         if isinstance(h, (hashes.SHA1, hashes.MD5)):
             name = "SHA-1" if isinstance(h, hashes.SHA1) else "MD5"
             code = "sha1_signature" if name == "SHA-1" else "md5_signature"
-            if is_anchor and x.self_signed:
+            if is_anchor:
+                how = "self-signed" if x.self_signed else "signed"
                 run.find(Severity.INFO, code,
-                         f"trust anchor {x.subject} is self-signed with {name}: not security-relevant "
+                         f"trust anchor {x.subject} is {how} with {name}: not security-relevant "
                          "(anchors are trusted by configuration) and OpenSSL does not check it")
             else:
                 sev = Severity.HIGH if name == "MD5" or need > 63 else Severity.MEDIUM
@@ -307,11 +308,14 @@ def check_chain(chain: Sequence[bytes], *, side: str, at: datetime.datetime,
                 requested_ca_names: Sequence[bytes] | None = None,
                 ocsp_response: bytes | None = None,
                 now: datetime.datetime | None = None,
-                security_level: int = st.DEFAULT_SECURITY_LEVEL) -> ChainCheck:
+                security_level: int = st.DEFAULT_SECURITY_LEVEL,
+                partial_chain: bool = False) -> ChainCheck:
     """Check a presented chain (DER, leaf first) as seen at capture time ``at``.
 
     ``security_level`` is the OpenSSL SECLEVEL assumed for the verifying peer (keys and
     signature digests); 0 disables those checks, as plain ``openssl verify`` does.
+    ``partial_chain``: a certificate of the store need not be self-signed to be a trust anchor
+    (OpenSSL's -partial_chain; nginx and most servers do not set it).
     """
     if side not in _SIDES:
         raise ValueError(f"side must be one of {_SIDES}, not {side!r}")
@@ -334,7 +338,7 @@ def check_chain(chain: Sequence[bytes], *, side: str, at: datetime.datetime,
             run.find(Severity.MEDIUM, "cert_unparseable",
                      f"certificate #{i} of the chain does not parse and was ignored: {reason}")
     anchors = store.infos() if store is not None else None
-    built = build_path(presented, anchors, at)
+    built = build_path(presented, anchors, at, partial_chain=partial_chain)
     path = built.path
     leaf = path[0]
 
@@ -394,6 +398,12 @@ def check_chain(chain: Sequence[bytes], *, side: str, at: datetime.datetime,
 
     # Advisory findings.
     _check_chain_shape(run, built, presented, store)
+    top = path[-1]
+    if built.anchored and not top.self_signed:
+        run.find(Severity.INFO, "partial_chain_anchor",
+                 f"the chain is trusted at {top.subject}, a certificate of the trust store that is not a "
+                 "self-signed root (--partial-chain); a peer without that option needs the root "
+                 f"{top.cert.issuer.rfc4514_string()}")
     if leaf.self_signed and built.anchored:
         run.find(Severity.LOW, "self_signed_leaf",
                  f"the {side}'s certificate {leaf.subject} is self-signed and trusted directly")
