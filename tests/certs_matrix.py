@@ -68,7 +68,7 @@ def make(cn: str, key, issuer: Issuer | None = None, *, ca: bool | None = None,
          pathlen: int | None = None, key_usage: str | None = "auto", eku=None,
          san: list[str] | None = None, not_before=AT - 30 * DAY, not_after=AT + 365 * DAY,
          skid: bool = True, akid: bool = True, subject: x509.Name | None = None,
-         extra: list[tuple[x509.ExtensionType, bool]] = (), pss: bool = False) -> Issuer:
+         extra: list[tuple[x509.ExtensionType, bool]] = (), pss: bool = False, bc_critical: bool = True) -> Issuer:
     """Build a certificate (self-signed when ``issuer`` is None)."""
     subject = subject or name(cn)
     issuer_name = issuer.cert.subject if issuer else subject
@@ -77,7 +77,7 @@ def make(cn: str, key, issuer: Issuer | None = None, *, ca: bool | None = None,
          .public_key(key.public_key()).serial_number(next(_serial))
          .not_valid_before(not_before).not_valid_after(not_after))
     if ca is not None:
-        b = b.add_extension(x509.BasicConstraints(ca=ca, path_length=pathlen), critical=True)
+        b = b.add_extension(x509.BasicConstraints(ca=ca, path_length=pathlen), critical=bc_critical)
     if key_usage == "auto":
         key_usage = "ca" if ca else "leaf"
     if key_usage == "ca":

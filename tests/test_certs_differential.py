@@ -282,6 +282,31 @@ def cases() -> dict[str, Case]:
                                          [sha1_inter], "unable to get issuer certificate")
     c["wrong_host_under_intermediate_anchor"] = Case([good], [inter], "unable to get issuer certificate",
                                                      host="other.example.com")
+    # RFC 5280 profile violations: accepted by default (a finding), refused with -x509_strict ("strict"
+    # variant, and STRICT below for what it must say)
+    soft_inter = make("Soft BC CA", ec_key("inter"), root, ca=True, bc_critical=False)
+    c["strict_ca_bc_not_critical"] = Case([leaf(soft_inter), soft_inter], [root], "ok", {"x509_strict_violation"})
+    no_ku_inter = make("No KU CA", ec_key("inter"), root, ca=True, key_usage=None)
+    c["strict_ca_no_key_usage"] = Case([leaf(no_ku_inter), no_ku_inter], [root], "ok", {"x509_strict_violation"})
+    no_skid_inter = make("No SKID CA", ec_key("inter"), root, ca=True, skid=False)
+    c["strict_ca_no_skid"] = Case([leaf(no_skid_inter), no_skid_inter], [root], "ok", {"x509_strict_violation"})
+    chain_case("strict_leaf_no_akid", leaf(inter, akid=False), "ok", {"x509_strict_violation"})
+    sign_ku = x509.KeyUsage(True, False, False, False, False, True, False, False, False)
+    chain_case("strict_leaf_keycertsign", leaf(inter, ca=False, key_usage=None, extra=[(sign_ku, True)]), "ok",
+               {"x509_strict_violation"})
+    crit_akid = x509.AuthorityKeyIdentifier.from_issuer_public_key(inter.key.public_key())
+    # OpenSSL does not handle a critical authorityKeyIdentifier at all: that error comes first, strict or not
+    chain_case("strict_akid_critical", leaf(inter, akid=False, extra=[(crit_akid, True)]),
+               "unhandled critical extension", {"x509_strict_violation", "unhandled_critical_extension"})
+    name_only_akid = x509.AuthorityKeyIdentifier(None, [x509.DirectoryName(inter.cert.issuer)],
+                                                 inter.cert.serial_number)
+    chain_case("strict_akid_without_keyid", leaf(inter, akid=False, extra=[(name_only_akid, False)]), "ok",
+               {"x509_strict_violation"})
+    soft_root = make("Soft BC Root", ec_key("other_root"), ca=True, bc_critical=False)
+    c["strict_root_bc_not_critical"] = Case([leaf(soft_root)], [soft_root], "ok", {"x509_strict_violation"})
+    pathlen_no_ku = make("Pathlen No KU CA", ec_key("i1"), root, ca=True, pathlen=0, key_usage=None)
+    c["strict_pathlen_without_key_usage"] = Case([leaf(pathlen_no_ku), pathlen_no_ku], [root], "ok",
+                                                 {"x509_strict_violation"})
     chain_case("key_encipherment_only_server", leaf(rsa_inter, key=rsa_key("leaf"), key_usage=None,
                                                     extra=[(_ku_encipher_only(), True)]), "ok",
                via=rsa_inter, anchors=(p["root_rsa"],))
@@ -338,7 +363,7 @@ def run_openssl(case: Case, tmp_path, *extra: str) -> str:
     return "ok"
 
 
-def run_tlsscope(case: Case, tmp_path, level: int = 2, partial_chain: bool = False):
+def run_tlsscope(case: Case, tmp_path, level: int = 2, partial_chain: bool = False, strict: bool = False):
     (tmp_path / "ca.pem").write_bytes(_pem_all(case.anchors))
     store = TrustStore.load([tmp_path / "ca.pem"])
     crls = None
@@ -346,28 +371,42 @@ def run_tlsscope(case: Case, tmp_path, level: int = 2, partial_chain: bool = Fal
         (tmp_path / "crl.pem").write_bytes(b"".join(case.crls))
         crls = CrlSet.load([tmp_path / "crl.pem"])
     return check_chain([i.der for i in case.chain], side=case.side, at=AT, store=store, crls=crls,
-                       hostname=case.host, now=AT, security_level=level, partial_chain=partial_chain)
+                       hostname=case.host, now=AT, security_level=level, partial_chain=partial_chain,
+                       x509_strict=strict)
 
 
 # (case, variant) -> (what openssl says, why tlsscope says otherwise)
 DEVIATIONS: dict[tuple[str, str], tuple[str, str]] = {
-    ("v1_anchor", "strict"): (
-        "invalid CA certificate",
-        "tlsscope models OpenSSL's default mode, where a self-signed v1 root is a valid anchor; "
-        "what -x509_strict would say is the v1_ca_anchor finding, not the verdict"),
     ("intermediate_revoked", "level2"): (
         "ok",
         "with --crl tlsscope also checks the intermediates that a given CRL covers "
         "(as -crl_check_all would) but requires a CRL only for the leaf (as -crl_check does); "
         "openssl -crl_check looks at the leaf only"),
 }
+DEVIATIONS[("intermediate_revoked", "strict")] = DEVIATIONS[("intermediate_revoked", "level2")]
 
-# Variants: (name, tlsscope security level, extra openssl options, cases)
+# What -x509_strict says about the strict_* cases (and v1 CAs): tlsscope with x509_strict must say the same
+STRICT = {
+    "strict_ca_bc_not_critical": "Basic Constraints of CA cert not marked critical",
+    "strict_ca_no_key_usage": "CA cert does not include key usage extension",
+    "strict_ca_no_skid": "Missing Subject Key Identifier",
+    "strict_leaf_no_akid": "Missing Authority Key Identifier",
+    "strict_leaf_keycertsign": "Key usage keyCertSign invalid for non-CA cert",
+    "strict_akid_critical": "unhandled critical extension",
+    "strict_pathlen_without_key_usage": "Path length given without key usage keyCertSign",
+    "strict_akid_without_keyid": "Missing Authority Key Identifier",
+    "strict_root_bc_not_critical": "Basic Constraints of CA cert not marked critical",
+    "v1_anchor": "invalid CA certificate",
+    "v1_intermediate": "invalid CA certificate",
+}
+
+# Variants: (name, tlsscope security level, extra openssl options, cases); "strict" runs tlsscope with
+# x509_strict against -x509_strict on every case of the matrix
 VARIANTS = {
     "level1": (1, ["-auth_level", "1"], ["sha1_leaf", "md5_leaf", "rsa1024_leaf", "rsa1024_intermediate",
                                          "sha1_anchor", "good"]),
     "level0": (0, [], ["sha1_leaf", "md5_leaf", "rsa1024_leaf", "rsa1024_intermediate", "good"]),
-    "strict": (2, ["-auth_level", "2", "-x509_strict"], ["v1_anchor", "v1_intermediate", "good"]),
+    "strict": (2, ["-auth_level", "2", "-x509_strict"], sorted(cases())),
 }
 
 # -partial_chain against tlsscope's partial_chain: the default-mode cases where trust is at stake, and those
@@ -406,7 +445,7 @@ def test_matrix_against_openssl(name, tmp_path):
 def test_variants_against_openssl(variant, name, tmp_path):
     level, options, _ = VARIANTS[variant]
     case = cases()[name]
-    ours = run_tlsscope(case, tmp_path, level)
+    ours = run_tlsscope(case, tmp_path, level, strict=variant == "strict")
     theirs = run_openssl(case, tmp_path, *options)
     expected_theirs, _why = DEVIATIONS.get((name, variant), (ours.openssl_status, ""))
     assert theirs == expected_theirs, (ours.openssl_status, theirs)
@@ -445,6 +484,18 @@ def test_partial_chain_stops_at_the_first_anchor(tmp_path):
     assert "CN = Intermediate CA" in depths[1] and "untrusted" not in depths[1], out
     default = run_tlsscope(case, tmp_path)
     assert default.status == "ok" and len(default.path) == 3       # without the option: up to the root
+
+
+@pytest.mark.parametrize("name", sorted(STRICT))
+def test_x509_strict_verdicts(name, tmp_path):
+    """The RFC 5280 profile violations: a finding by default, the verdict OpenSSL gives with -x509_strict
+    (and Python 3.13+ clients) when tlsscope is asked to judge strictly."""
+    case = cases()[name]
+    ours = run_tlsscope(case, tmp_path, strict=True)
+    assert ours.status == "failed" and ours.openssl_status == STRICT[name]
+    assert run_openssl(case, tmp_path, "-auth_level", "2", "-x509_strict") == STRICT[name]
+    default = run_tlsscope(case, tmp_path)
+    assert default.openssl_status == case.want
 
 
 def test_matrix_is_large_enough():

@@ -182,3 +182,15 @@ def test_partial_chain_through_the_cli():
     assert all("partial_chain_anchor" in {f["code"] for f in c["findings"]} for c in checks)
     p = run("read", "--summary", "--partial-chain", "--ca", ca, s10 / "capture.pcap", check_rc=0)
     assert "server-chain=ok" in p.stdout
+
+
+def test_x509_strict_through_the_cli():
+    """The classic OpenSSL PKI (v1 root from `x509 -req -signkey`): accepted by default with a finding,
+    refused with --x509-strict as `openssl verify -x509_strict` (and Python 3.13+ clients) refuse it."""
+    from conftest import CAPTURES
+    s01 = CAPTURES / "01-classic-sha1-mtls12"
+    args = ("read", "--summary", "--seclevel", "0", "--ca", s01 / "ca.pem", s01 / "capture.pcap")
+    p = run(*args, check_rc=0)
+    assert "server-chain=ok" in p.stdout and "FAILED" not in p.stdout
+    p = run(*args[:1], "--x509-strict", *args[1:], check_rc=1)
+    assert "server-chain=FAILED(invalid CA certificate)" in p.stdout

@@ -22,10 +22,11 @@ def _paths(value) -> list:
 def make_options(*, keylog=None, rsa_key=None, ca=None, crl=None, hostname: str | None = None,
                  sni: str | None = None, host: str | None = None, port: int | None = None,
                  conn: int | None = None, on_plaintext=None, now=None, seclevel: int = 2,
-                 partial_chain: bool = False) -> Options:
+                 partial_chain: bool = False, x509_strict: bool = False) -> Options:
     """Options from user-level arguments: paths (or already-loaded objects) for keys and CAs."""
     opts = Options(hostname=hostname, sni=sni, host=host, port=port, conn=conn,
-                   on_plaintext=on_plaintext, now=now, security_level=seclevel, partial_chain=partial_chain)
+                   on_plaintext=on_plaintext, now=now, security_level=seclevel, partial_chain=partial_chain,
+                   x509_strict=x509_strict)
     if keylog is not None:
         from .decrypt import KeyLog
         if isinstance(keylog, KeyLog):
@@ -74,7 +75,7 @@ def read(path: PathLike, options: Options | None = None, **kwargs) -> Iterator[C
     """Every TLS connection in the capture at ``path``, as reports, in the order they end.
 
     Keyword arguments are those of :func:`make_options` (``keylog=``, ``ca=``, ``crl=``,
-    ``rsa_key=``, ``hostname=``, ``seclevel=``, ``partial_chain=``, filters ``sni=``, ``host=``, ``port=``, ``conn=``).
+    ``rsa_key=``, ``hostname=``, ``seclevel=``, ``partial_chain=``, ``x509_strict=``, filters ``sni=``, ``host=``, ``port=``, ``conn=``).
     Raises :class:`tlsscope.capture.CaptureError` for files that cannot be read.
     """
     from .capture import open_capture

@@ -29,6 +29,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--partial-chain", action="store_true",
                    help="accept a chain that ends at any --ca certificate, not only at a self-signed root "
                         "(openssl verify -partial_chain; e.g. when --ca holds only the intermediate)")
+    p.add_argument("--x509-strict", action="store_true",
+                   help="judge chains like openssl verify -x509_strict and Python 3.13+ clients (RFC 5280 profile "
+                        "violations, e.g. a CA basicConstraints not critical, fail the chain)")
     p.add_argument("--sni", help="only connections whose SNI matches this (shell-style pattern)")
     p.add_argument("--host", help="only connections with this IP address (or network) at either end")
     p.add_argument("--port", type=int, help="only connections with this TCP port at either end")
@@ -87,7 +90,8 @@ def _options(args):
     try:
         return make_options(keylog=args.keylog, rsa_key=args.rsa_key, ca=args.ca, crl=args.crl,
                             hostname=args.hostname, sni=args.sni, host=args.host, port=args.port,
-                            conn=args.conn, seclevel=args.seclevel, partial_chain=args.partial_chain)
+                            conn=args.conn, seclevel=args.seclevel, partial_chain=args.partial_chain,
+                            x509_strict=args.x509_strict)
     except OSError as e:
         raise UserError(f"{e.filename or ''}: {e.strerror or e}") from None
     except Exception as e:  # noqa: BLE001 - loaders raise their own one-line errors

@@ -30,6 +30,7 @@ class Options:
     hostname: str | None = None        # --hostname: overrides the SNI for host-name checks
     security_level: int = 2            # --seclevel: OpenSSL SECLEVEL assumed for the verifying peer
     partial_chain: bool = False        # --partial-chain: any --ca certificate may end a chain
+    x509_strict: bool = False          # --x509-strict: RFC 5280 profile violations fail the chain
     now: datetime.datetime | None = None
     # filters
     sni: str | None = None

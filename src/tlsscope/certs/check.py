@@ -37,6 +37,7 @@ from .hostname import check_host
 from .names import describe_der_name, name_key, parse_der_name
 from .revocation import check_crl, check_ocsp
 from .store import CrlSet, TrustStore
+from .strict import strict_problems
 from .verdict import FAILED, OK, ChainCheck, absent
 
 _SGC = {ObjectIdentifier("2.16.840.1.113730.4.1"), ObjectIdentifier("1.3.6.1.4.1.311.10.3.3")}
@@ -137,7 +138,8 @@ def _purpose_ca(run: _Run, x: CertInfo) -> None:
             f"{'serverAuth' if run.side == 'server' else 'clientAuth'} certificates"))
 
 
-def _check_extensions(run: _Run, path: list[CertInfo]) -> None:
+def _check_extensions(run: _Run, path: list[CertInfo], strict: bool = False) -> None:
+    """OpenSSL's check_extensions; ``strict``: with X509_V_FLAG_X509_STRICT (-x509_strict)."""
     num = len(path)
     plen = 0
     for i, x in enumerate(path):
@@ -147,9 +149,14 @@ def _check_extensions(run: _Run, path: list[CertInfo]) -> None:
                 f"{x.subject} has critical extensions OpenSSL does not handle: "
                 + ", ".join(x.unhandled_critical)))
         top = i + 1 == num
+        if i == 0 and strict and _check_ca(x) not in (0, 1):
+            run.error(st.INVALID_CA, Finding(
+                Severity.HIGH, "ca_flag_missing",
+                f"the {run.side}'s certificate {x.subject} looks like a CA without saying so (a v1 self-signed "
+                "certificate, or keyCertSign without basicConstraints): rejected with -x509_strict"))
         if i > 0:
             ret = _check_ca(x)
-            if ret == 0 or (not top and ret != 1):
+            if ret == 0 or ((not top or strict) and ret != 1):
                 run.error(st.INVALID_CA, _invalid_ca_finding(x, top))
             elif ret == 3:
                 run.find(Severity.LOW, "v1_ca_anchor",
@@ -160,6 +167,15 @@ def _check_extensions(run: _Run, path: list[CertInfo]) -> None:
                 run.find(Severity.LOW, "ca_flag_missing",
                          f"trust anchor {x.subject} has no basicConstraints: OpenSSL accepts it as an "
                          "anchor only because its keyUsage allows keyCertSign (rejected with -x509_strict)")
+        if num > 1:
+            for status, what in strict_problems(x, i, num):
+                if strict:
+                    run.error(status, Finding(Severity.HIGH, "x509_strict_violation",
+                                              f"{x.subject} {what}: rejected with -x509_strict ({status})"))
+                else:
+                    run.find(Severity.MEDIUM, "x509_strict_violation",
+                             f"{x.subject} {what} ({status}): OpenSSL with -x509_strict, and Python 3.13+ "
+                             "clients (VERIFY_X509_STRICT is in ssl.create_default_context), reject the chain")
         if i == 0:
             _purpose_leaf(run, x)
         else:   # anchors too: OpenSSL checks their EKU unless trust settings (-addtrust) say otherwise
@@ -309,13 +325,14 @@ def check_chain(chain: Sequence[bytes], *, side: str, at: datetime.datetime,
                 ocsp_response: bytes | None = None,
                 now: datetime.datetime | None = None,
                 security_level: int = st.DEFAULT_SECURITY_LEVEL,
-                partial_chain: bool = False) -> ChainCheck:
+                partial_chain: bool = False, x509_strict: bool = False) -> ChainCheck:
     """Check a presented chain (DER, leaf first) as seen at capture time ``at``.
 
     ``security_level`` is the OpenSSL SECLEVEL assumed for the verifying peer (keys and
     signature digests); 0 disables those checks, as plain ``openssl verify`` does.
     ``partial_chain``: a certificate of the store need not be self-signed to be a trust anchor
-    (OpenSSL's -partial_chain; nginx and most servers do not set it).
+    (OpenSSL's -partial_chain; nginx and most servers do not set it). ``x509_strict``: the RFC 5280
+    profile checks of -x509_strict are errors (otherwise findings), as for Python 3.13+ clients.
     """
     if side not in _SIDES:
         raise ValueError(f"side must be one of {_SIDES}, not {side!r}")
@@ -365,7 +382,7 @@ def check_chain(chain: Sequence[bytes], *, side: str, at: datetime.datetime,
                  "no trust anchors given (--ca): the chain was checked for everything but trust")
 
     # 3-5. Extensions, security level, identity.
-    _check_extensions(run, path)
+    _check_extensions(run, path, x509_strict)
     _check_weakness(run, path, built.anchored)
     if side == "server" and hostname:
         match = check_host(leaf.cert, hostname)
