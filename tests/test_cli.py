@@ -194,3 +194,24 @@ def test_x509_strict_through_the_cli():
     assert "server-chain=ok" in p.stdout and "FAILED" not in p.stdout
     p = run(*args[:1], "--x509-strict", *args[1:], check_rc=1)
     assert "server-chain=FAILED(invalid CA certificate)" in p.stdout
+
+
+def test_x509_strict_agrees_with_a_strict_python_client():
+    """captures/16-python-x509-strict: a root without keyUsage. The default Python client accepted it; the
+    one with VERIFY_X509_STRICT (Python 3.13+'s default) refused it with its own message, which is what
+    --x509-strict reports; without the option the verdict is ok with a x509_strict_violation finding."""
+    from conftest import CAPTURES
+    d = CAPTURES / "16-python-x509-strict"
+    scenario = json.loads((d / "scenario.json").read_text())
+    python_said = scenario["connections"][1]["x509_strict_status"]
+    p = run("read", "--json", "--ca", d / "ca.pem", d / "capture.pcap", check_rc=0)
+    checks = [json.loads(x)["certificate_checks"]["server"] for x in p.stdout.splitlines()]
+    assert [c["status"] for c in checks] == ["ok", "ok"]
+    for c in checks:
+        strict = [f for f in c["findings"] if f["code"] == "x509_strict_violation"]
+        assert strict and python_said in strict[0]["message"] and "Python 3.13" in strict[0]["message"]
+    p = run("read", "--json", "--x509-strict", "--ca", d / "ca.pem", d / "capture.pcap", check_rc=1)
+    reports = [json.loads(x) for x in p.stdout.splitlines()]
+    assert [r["certificate_checks"]["server"]["openssl_status"] for r in reports] == [python_said, python_said]
+    # the second connection is the one the strict client refused
+    assert [a["description"] for a in reports[1]["alerts"]] == ["certificate_unknown"]

@@ -155,7 +155,7 @@ def py_server(cwd: Path, mode: str, port: int, *, cert: str, key: str, ca: str |
 
 def py_client(cwd: Path, port: int, *, sni: str, ca: str, cert: str | None = None, key: str | None = None,
               keylog: str = "keylog.txt", host: str = "127.0.0.1", version: str | None = None,
-              lineswitch: bool = False) -> ClientResult:
+              lineswitch: bool = False, x509_strict: bool = False) -> ClientResult:
     cmd = [sys.executable, str(PYPEERS), "client", "--host", host, "--port", str(port), "--sni", sni, "--ca", ca,
            "--keylog", keylog]
     if cert:
@@ -164,6 +164,8 @@ def py_client(cwd: Path, port: int, *, sni: str, ca: str, cert: str | None = Non
         cmd += ["--version", version]
     if lineswitch:
         cmd.append("--lineswitch")
+    if x509_strict:
+        cmd.append("--x509-strict")
     done = run(cmd, cwd, check=False, timeout=CLIENT_TIMEOUT)
     return ClientResult(done.returncode, done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace"))
 

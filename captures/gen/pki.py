@@ -42,6 +42,11 @@ CN = unused
 basicConstraints = critical, CA:true
 keyUsage = critical, keyCertSign, cRLSign
 subjectKeyIdentifier = hash
+[ v3_root_no_ku ]
+# what `openssl req -x509` makes with Debian's default openssl.cnf (its v3_ca has no keyUsage)
+basicConstraints = critical, CA:true
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always, issuer
 """
 
 EXT = {
@@ -89,7 +94,8 @@ class CA:
     """A CA run with `openssl ca` (index, serials, CRLs); root when parent is None."""
 
     def __init__(self, work: Path, name: str, cn: str, *, parent: "CA | None" = None, bits: int = 2048,
-                 md: str = "sha256", pathlen: int | None = None, org: str = "tlsscope test PKI"):
+                 md: str = "sha256", pathlen: int | None = None, org: str = "tlsscope test PKI",
+                 root_extensions: str = "v3_root"):
         self.dir = work / f"ca-{name}"
         self.name, self.org, self.md = name, org, md
         (self.dir / "newcerts").mkdir(parents=True, exist_ok=True)
@@ -104,7 +110,7 @@ class CA:
         self.parent = parent
         subj = f"/O={org}/CN={cn}"
         if parent is None:
-            run(["openssl", "req", "-x509", "-new", "-config", str(self.cnf), "-extensions", "v3_root",
+            run(["openssl", "req", "-x509", "-new", "-config", str(self.cnf), "-extensions", root_extensions,
                  "-key", str(self.key), f"-{md}", "-days", str(GOOD_DAYS), "-subj", subj, "-out", str(self.cert)],
                 self.dir)
         else:

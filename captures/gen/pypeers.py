@@ -126,6 +126,8 @@ def client(a) -> int:
         ctx.minimum_version = ctx.maximum_version = VERSIONS[a.version]
     if a.keylog:
         ctx.keylog_filename = a.keylog
+    if a.x509_strict:               # what Python 3.13+ sets in ssl.create_default_context()
+        ctx.verify_flags |= ssl.VERIFY_X509_STRICT
     family = socket.AF_INET6 if ":" in a.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.settimeout(10)
@@ -134,7 +136,12 @@ def client(a) -> int:
         print("greeting:", read_line(sock), flush=True)
         sock.sendall(b"STARTTLS\r\n")
         print("reply:", read_line(sock), flush=True)
-    tls = ctx.wrap_socket(sock, server_hostname=a.sni)
+    try:
+        tls = ctx.wrap_socket(sock, server_hostname=a.sni)
+    except ssl.SSLCertVerificationError as exc:
+        print("VERIFY-FAILED:", exc.verify_message, flush=True)
+        sock.close()
+        return 1
     print("version:", tls.version(), "cipher:", tls.cipher()[0], flush=True)
     tls.sendall(b"GET / HTTP/1.0\r\n" if not a.lineswitch else b"ping over tls\r\n")
     reply = b""
@@ -169,6 +176,7 @@ def main(argv=None) -> int:
     p.add_argument("--version", choices=sorted(VERSIONS))
     p.add_argument("--require-client-cert", action="store_true")
     p.add_argument("--lineswitch", action="store_true")
+    p.add_argument("--x509-strict", action="store_true")
     p.add_argument("--lifetime", type=float, default=60.0)
     a = p.parse_args(argv)
     if a.mode == "client":

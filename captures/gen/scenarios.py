@@ -120,7 +120,7 @@ def classic_sha1(ctx: Ctx) -> dict:
                  seclevel=0),
             conn(sni=sni, version="TLS 1.2", suite="TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", server_certificates=2,
                  client_certificates=None, client_certificate_requested=True,
-                 alerts=[alert("client", "bad_certificate")], findings=findings, server_cert="server.pem",
+                 alerts=[alert("client", "certificate_unknown")], findings=findings, server_cert="server.pem",
                  decrypted=dec(2, None, [("client", "bad_certificate")]), seclevel=1,
                  client_outcome="CA signature digest algorithm too weak"),
         ],
@@ -261,7 +261,7 @@ def server_rejected(ctx: Ctx) -> dict:
                  findings=["cert_expired"], decrypted=dec(1, None, [("client", "cert_expired")])),
             conn(sni="www.tlsscope.test", version="TLS 1.2", suite=s12, server_certificates=1,
                  client_certificates=None, client_certificate_requested=False,
-                 alerts=[alert("client", "bad_certificate")], server_cert="server-wrong-name.pem",
+                 alerts=[alert("client", "certificate_unknown")], server_cert="server-wrong-name.pem",
                  findings=["hostname_mismatch"], decrypted=dec(1, None, [("client", "bad_certificate")]),
                  client="openssl s_client"),
             conn(sni="www.tlsscope.test", version="TLS 1.2", suite=s12, server_certificates=1,
@@ -712,6 +712,41 @@ def quic_early_data(ctx: Ctx) -> dict:
     }
 
 
+# --------------------------------------------------------------------------------------------- 16
+def python_strict(ctx: Ctx) -> dict:
+    sni = "strict.tlsscope.test"
+    ca = CA(ctx.work, "s16", "tlsscope default-config CA", root_extensions="v3_root_no_ku")
+    ctx.keep(ca.cert, "ca.pem")
+    ca.issue(ctx.out, "server", sni, sans=(sni,))
+    port = ctx.port(0)
+    with ctx.capture([port]), peers.py_server(ctx.out, "https", port, cert="server.pem", key="server.key",
+                                              version="1.2"):
+        ok = peers.py_client(ctx.out, port, sni=sni, ca="ca.pem")
+        expect(ok.returncode == 0 and "hello from python ssl" in ok.output, "default Python client accepts", ok)
+        strict = peers.py_client(ctx.out, port, sni=sni, ca="ca.pem", x509_strict=True)
+        expect(strict.returncode != 0 and "VERIFY-FAILED: CA cert does not include key usage extension"
+               in strict.output, "VERIFY_X509_STRICT client refuses", strict)
+    suite = "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
+    return {
+        "description": "A root made like `openssl req -x509` with Debian's default openssl.cnf (no keyUsage): a "
+                       "Python ssl client accepts the server, the same client with VERIFY_X509_STRICT (the default "
+                       "of ssl.create_default_context() since Python 3.13) refuses it with certificate_unknown.",
+        "notes": ["client 2's own error: certificate verify failed: CA cert does not include key usage extension; "
+                  "tlsscope --x509-strict gives the same text, and a x509_strict_violation finding without it",
+                  "TLS 1.2 so that the certificates and the alert are visible without keys"],
+        "connections": [
+            conn(sni=sni, version="TLS 1.2", suite=suite, server_certificates=1, client_certificates=None,
+                 client_certificate_requested=False, alerts=close12(), server_cert="server.pem",
+                 findings=["x509_strict_violation"],
+                 decrypted=dec(1, None, [("client", "close_notify"), ("server", "close_notify")])),
+            conn(sni=sni, version="TLS 1.2", suite=suite, server_certificates=1, client_certificates=None,
+                 client_certificate_requested=False, alerts=[alert("client", "certificate_unknown")],
+                 server_cert="server.pem", findings=["x509_strict_violation", "alert_certificate_unknown"],
+                 x509_strict_status="CA cert does not include key usage extension"),
+        ],
+    }
+
+
 SCENARIOS = {
     "01-classic-sha1-mtls12": classic_sha1,
     "02-modern-mtls13": modern_mtls13,
@@ -728,4 +763,5 @@ SCENARIOS = {
     "13-dtls": dtls,
     "14-quic": quic,
     "15-quic-early-data": quic_early_data,
+    "16-python-x509-strict": python_strict,
 }
