@@ -43,6 +43,14 @@ class Ctx:
             shutil.copyfile(src, self.out / name)
         return name
 
+    def server_ca(self, tag: str, cn: str, sni: str, *, sans: tuple[str, ...] = (), ca_kw: dict | None = None,
+                  **issue_kw) -> CA:
+        """A CA kept as ca.pem that issued server.pem/server.key for ``sni`` (and ``sans``)."""
+        ca = CA(self.work, tag, cn, **(ca_kw or {}))
+        self.keep(ca.cert, "ca.pem")
+        ca.issue(self.out, "server", sni, sans=(sni, *sans), **issue_kw)
+        return ca
+
 
 def expect(ok: bool, what: str, result=None) -> None:
     if not ok:
@@ -130,9 +138,7 @@ def classic_sha1(ctx: Ctx) -> dict:
 # --------------------------------------------------------------------------------------------- 02
 def modern_mtls13(ctx: Ctx) -> dict:
     sni = "modern.tlsscope.test"
-    ca = CA(ctx.work, "modern", "tlsscope modern root CA")
-    ctx.keep(ca.cert, "ca.pem")
-    ca.issue(ctx.out, "server", sni, sans=(sni, "127.0.0.1"))
+    ca = ctx.server_ca("modern", "tlsscope modern root CA", sni, sans=("127.0.0.1",))
     ca.issue(ctx.out, "client", "alice", kind="client", sans=("alice.tlsscope.test",))
     port = ctx.port(0)
     with ctx.capture([port]), peers.s_server(ctx.out, port, "server.pem", "server.key", ca="ca.pem", verify=True,
@@ -281,9 +287,7 @@ def server_rejected(ctx: Ctx) -> dict:
 # --------------------------------------------------------------------------------------------- 05
 def revoked_client(ctx: Ctx) -> dict:
     sni = "crl.tlsscope.test"
-    ca = CA(ctx.work, "s05", "tlsscope CRL CA")
-    ctx.keep(ca.cert, "ca.pem")
-    ca.issue(ctx.out, "server", sni, sans=(sni,))
+    ca = ctx.server_ca("s05", "tlsscope CRL CA", sni)
     ca.issue(ctx.out, "client", "carol", kind="client")
     revoked, _ = ca.issue(ctx.out, "client-revoked", "dave", kind="client")
     ca.revoke(revoked)
@@ -327,9 +331,7 @@ def revoked_client(ctx: Ctx) -> dict:
 # --------------------------------------------------------------------------------------------- 06
 def hello_retry(ctx: Ctx) -> dict:
     sni = "hrr.tlsscope.test"
-    ca = CA(ctx.work, "s06", "tlsscope HRR CA")
-    ctx.keep(ca.cert, "ca.pem")
-    ca.issue(ctx.out, "server", sni, sans=(sni,))
+    ctx.server_ca("s06", "tlsscope HRR CA", sni)
     port = ctx.port(0)
     with ctx.capture([port]), peers.s_server(ctx.out, port, "server.pem", "server.key",
                                              extra=("-tls1_3", "-groups", "secp384r1")):
@@ -352,9 +354,7 @@ def hello_retry(ctx: Ctx) -> dict:
 # --------------------------------------------------------------------------------------------- 07
 def resumption(ctx: Ctx) -> dict:
     sni = "resume.tlsscope.test"
-    ca = CA(ctx.work, "s07", "tlsscope resumption CA")
-    ctx.keep(ca.cert, "ca.pem")
-    ca.issue(ctx.out, "server", sni, sans=(sni,))
+    ctx.server_ca("s07", "tlsscope resumption CA", sni)
     p_id, p_ticket = ctx.port(0), ctx.port(1)
     sess = {k: str(ctx.work / f"{k}.sess") for k in ("id", "ticket12", "ticket13")}
     with ctx.capture(ctx.ports), \
@@ -395,9 +395,7 @@ def resumption(ctx: Ctx) -> dict:
 # --------------------------------------------------------------------------------------------- 08
 def starttls(ctx: Ctx) -> dict:
     sni = "starttls.tlsscope.test"
-    ca = CA(ctx.work, "s08", "tlsscope STARTTLS CA")
-    ctx.keep(ca.cert, "ca.pem")
-    ca.issue(ctx.out, "server", sni, sans=(sni, "mail.tlsscope.test"))
+    ctx.server_ca("s08", "tlsscope STARTTLS CA", sni, sans=("mail.tlsscope.test",))
     p_line, p_smtp = ctx.port(0), ctx.port(1)
     with ctx.capture(ctx.ports), \
             peers.py_server(ctx.out, "lineswitch", p_line, cert="server.pem", key="server.key"), \
@@ -431,9 +429,7 @@ def starttls(ctx: Ctx) -> dict:
 # --------------------------------------------------------------------------------------------- 09
 def legacy(ctx: Ctx) -> dict:
     sni = "legacy.tlsscope.test"
-    ca = CA(ctx.work, "s09", "tlsscope legacy CA")
-    ctx.keep(ca.cert, "ca.pem")
-    ca.issue(ctx.out, "server", sni, sans=(sni,), bits=1024)
+    ctx.server_ca("s09", "tlsscope legacy CA", sni, bits=1024)
     port = ctx.port(0)
     with ctx.capture([port]), peers.s_server(ctx.out, port, "server.pem", "server.key",
                                              cipher=f"ALL:{SECLEVEL0}"):
@@ -514,9 +510,7 @@ def chain_ipv6(ctx: Ctx) -> dict:
 # --------------------------------------------------------------------------------------------- 11
 def stacks(ctx: Ctx) -> dict:
     sni = "stacks.tlsscope.test"
-    ca = CA(ctx.work, "s11", "tlsscope stacks CA")
-    ctx.keep(ca.cert, "ca.pem")
-    ca.issue(ctx.out, "server", sni, sans=(sni,))
+    ctx.server_ca("s11", "tlsscope stacks CA", sni)
     p_ossl, p_py = ctx.port(0), ctx.port(1)
     with ctx.capture(ctx.ports), \
             peers.s_server(ctx.out, p_ossl, "server.pem", "server.key"), \
@@ -555,9 +549,7 @@ def stacks(ctx: Ctx) -> dict:
 # --------------------------------------------------------------------------------------------- 12
 def renegotiation(ctx: Ctx) -> dict:
     sni = "reneg.tlsscope.test"
-    ca = CA(ctx.work, "s12", "tlsscope renegotiation CA")
-    ctx.keep(ca.cert, "ca.pem")
-    ca.issue(ctx.out, "server", sni, sans=(sni,))
+    ctx.server_ca("s12", "tlsscope renegotiation CA", sni)
     port = ctx.port(0)
     with ctx.capture([port]), peers.s_server(ctx.out, port, "server.pem", "server.key",
                                              extra=("-tls1_2", "-client_renegotiation")):
@@ -582,9 +574,7 @@ def renegotiation(ctx: Ctx) -> dict:
 # --------------------------------------------------------------------------------------------- 13
 def dtls(ctx: Ctx) -> dict:
     sni = "dtls.tlsscope.test"
-    ca = CA(ctx.work, "dtls", "tlsscope DTLS CA")
-    ctx.keep(ca.cert, "ca.pem")
-    ca.issue(ctx.out, "server", sni, sans=(sni,))
+    ca = ctx.server_ca("dtls", "tlsscope DTLS CA", sni)
     ca.issue(ctx.out, "client", "carol", kind="client")
     port, legacy_port = ctx.port(0), ctx.port(1)
     with ctx.capture([port, legacy_port], udp=True), \
@@ -638,9 +628,7 @@ def dtls(ctx: Ctx) -> dict:
 # --------------------------------------------------------------------------------------------- 14
 def quic(ctx: Ctx) -> dict:
     sni = "quic.tlsscope.test"
-    ca = CA(ctx.work, "quic", "tlsscope QUIC CA")
-    ctx.keep(ca.cert, "ca.pem")
-    ca.issue(ctx.out, "server", sni, sans=(sni,))
+    ctx.server_ca("quic", "tlsscope QUIC CA", sni)
     port, retry_port = ctx.port(0), ctx.port(1)
     with ctx.capture([port, retry_port], udp=True), \
             peers.quic_server(ctx.out, port, "server.pem", "server.key"), \
@@ -685,9 +673,7 @@ def quic(ctx: Ctx) -> dict:
 # --------------------------------------------------------------------------------------------- 15
 def quic_early_data(ctx: Ctx) -> dict:
     sni = "early.tlsscope.test"
-    ca = CA(ctx.work, "quic", "tlsscope QUIC CA")
-    ctx.keep(ca.cert, "ca.pem")
-    ca.issue(ctx.out, "server", sni, sans=(sni,))
+    ctx.server_ca("quic", "tlsscope QUIC CA", sni)
     port = ctx.port(0)
     with ctx.capture([port], udp=True), peers.quic_server(ctx.out, port, "server.pem", "server.key"):
         early = peers.quic_client(ctx.out, port, sni=sni, ca="ca.pem", early_data=True, send="early hello\n")
@@ -715,9 +701,7 @@ def quic_early_data(ctx: Ctx) -> dict:
 # --------------------------------------------------------------------------------------------- 16
 def python_strict(ctx: Ctx) -> dict:
     sni = "strict.tlsscope.test"
-    ca = CA(ctx.work, "s16", "tlsscope default-config CA", root_extensions="v3_root_no_ku")
-    ctx.keep(ca.cert, "ca.pem")
-    ca.issue(ctx.out, "server", sni, sans=(sni,))
+    ctx.server_ca("s16", "tlsscope default-config CA", sni, ca_kw={"root_extensions": "v3_root_no_ku"})
     port = ctx.port(0)
     with ctx.capture([port]), peers.py_server(ctx.out, "https", port, cert="server.pem", key="server.key",
                                               version="1.2"):
