@@ -213,5 +213,8 @@ def test_x509_strict_agrees_with_a_strict_python_client():
     p = run("read", "--json", "--x509-strict", "--ca", d / "ca.pem", d / "capture.pcap", check_rc=1)
     reports = [json.loads(x) for x in p.stdout.splitlines()]
     assert [r["certificate_checks"]["server"]["openssl_status"] for r in reports] == [python_said, python_said]
-    # the second connection is the one the strict client refused
+    # the second connection is the one the strict client refused; its alert finding points at the cause
     assert [a["description"] for a in reports[1]["alerts"]] == ["certificate_unknown"]
+    p = run("read", "--json", "--ca", d / "ca.pem", d / "capture.pcap", check_rc=0)
+    alert = next(f for f in json.loads(p.stdout.splitlines()[1])["findings"] if f["code"] == "alert_certificate_unknown")
+    assert "-x509_strict" in alert["message"] and "Python 3.13" in alert["message"]

@@ -269,6 +269,8 @@ def cmd_read(args, argv: list[str] | None = None) -> int:
         return _read_parallel(args, argv)
 
     options = _options(args)
+    if args.summary and not args.ladder:
+        options.fingerprints = False        # the summary line does not show them
     stdout = sys.stdout
     console = None
     render_line = print_report = None

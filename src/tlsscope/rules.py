@@ -312,6 +312,12 @@ def key_exchange_rules(r, out: list) -> None:
              f"key exchange on {group_name(g)} ({_CURVE_BITS.get(g)}-bit curve): use x25519 or secp256r1+")
 
 
+def _strict_only(r, side: str) -> bool:
+    """The side's chain passed the default check but has -x509_strict violations."""
+    chk = (r.certificate_checks or {}).get(side)
+    return chk is not None and chk.status == "ok" and any(f.code == "x509_strict_violation" for f in chk.findings)
+
+
 def alert_rules(r, out: list) -> None:
     st = r.state
     for a in r.alerts:
@@ -329,6 +335,10 @@ def alert_rules(r, out: list) -> None:
             cause = "the server rejected the client certificate: " + cause
         elif a.description in (42, 46, 48, 45, 44) and a.from_client:
             cause = "the client rejected the server certificate: " + cause
+        if a.description in (42, 46, 48, 45, 44) and _strict_only(r, "server" if a.from_client else "client"):
+            cause += ("; the chain passes OpenSSL's default checks against --ca but breaks rules of -x509_strict "
+                      "(x509_strict_violation), which a strict verifier such as a Python 3.13+ client applies: "
+                      "see --x509-strict")
         _add(out, Severity.HIGH, f"alert_{desc}",
              f"fatal alert {desc} from the {who}" + (f": {cause}" if cause else ""))
     if st is not None:
