@@ -69,6 +69,22 @@ ALERTS = {0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac", 40:
           115: "unknown_psk_identity", 116: "certificate_required", 120: "no_application_protocol"}
 
 
+def ocsp_status(cwd: Path, response: str, ca: list[str], cert: str) -> str:
+    """`openssl ocsp -respin`: the certificate's status in a DER OCSP response ('good', 'revoked', ...),
+    the response verified against the scenario's CA."""
+    cmd = ["openssl", "ocsp", "-respin", response, "-issuer", ca[0], "-cert", cert, "-no_nonce"]
+    for c in ca:
+        cmd += ["-CAfile", c]
+    done = run(cmd, cwd, check=False)
+    text = (done.stdout + done.stderr).decode(errors="replace")
+    if "Response verify OK" not in text:
+        return text.strip().splitlines()[0] if text.strip() else f"exit {done.returncode}"
+    for line in text.splitlines():
+        if line.startswith(f"{cert}: "):
+            return line.split(": ", 1)[1].strip()
+    return text.strip().splitlines()[-1] if text.strip() else f"exit {done.returncode}"
+
+
 def set_expectations(c: dict, directory: Path, ca: list[str], crl: list[str]) -> None:
     """The oracle's verdicts for one connection: `openssl verify` as a TLS peer would run it."""
     status = {"server": openssl_status(directory, c["server_cert_file"], ca, crl, c.get("chain_file"),
@@ -86,6 +102,14 @@ def set_expectations(c: dict, directory: Path, ca: list[str], crl: list[str]) ->
         if tls13 and side == "client" and any(a["from"] == "client" and not a["encrypted"]
                                               for a in c["alerts"]):
             hidden[side] = "absent"   # the client aborted in clear: it never sent an encrypted flight
+    if c.get("ocsp_file"):
+        # the stapled response as `openssl ocsp` reads it; tlsscope fails a chain whose staple says
+        # revoked (openssl verify does not look at OCSP, so expected_openssl_status stays as it is)
+        c["expected_ocsp"] = ocsp_status(directory, c["ocsp_file"], ca, c["server_cert_file"])
+        if c["expected_ocsp"] == "revoked" and verdict["server"] == "ok":
+            verdict["server"] = "failed"
+            if hidden["server"] == "ok":
+                hidden["server"] = "failed"
     c["expected_verdict"] = verdict
     c["expected_verdict_without_keys"] = hidden
 

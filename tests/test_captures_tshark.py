@@ -22,7 +22,8 @@ SCENARIO_DIRS = sorted(p.parent for p in CAPTURES.glob("*/scenario.json"))
 EXPECTED = ["01-classic-sha1-mtls12", "02-modern-mtls13", "03-nginx-mtls", "04-server-cert-rejected",
             "05-revoked-client-cert", "06-hello-retry-request", "07-resumption", "08-starttls", "09-legacy",
             "10-chain-ipv6", "11-stacks", "12-renegotiation", "13-dtls", "14-quic",
-            "15-quic-early-data", "16-python-x509-strict"]
+            "15-quic-early-data", "16-python-x509-strict",
+            "17-ocsp-stapling"]
 REQUIRED_KEYS = {"name", "description", "capture", "keylog", "ca", "crl", "rsa_key", "notes", "connections"}
 CONNECTION_KEYS = {"sni", "client_port", "version", "cipher_suite", "server_certificates", "client_certificates",
                    "client_certificate_requested", "alerts", "resumed", "hello_retry_request", "starttls",

@@ -76,7 +76,7 @@ def test_scenario_expected_findings_are_reported():
                 cert_codes.add(code)    # certificate findings live under certificate_checks
     assert cert_codes <= {"sha1_signature", "v1_ca_anchor", "unknown_issuer", "http_client_certificate_error",
                           "cert_expired", "hostname_mismatch", "revoked", "weak_rsa_key",
-                          "x509_strict_violation"}, cert_codes
+                          "x509_strict_violation", "ocsp_good", "ocsp_revoked"}, cert_codes
 
 
 def test_09_legacy_versions_rsa_and_cbc():

@@ -101,6 +101,10 @@ def test_scenario_matches_report(path: Path):
                     assert check["openssl_status"] == want, (where, side, check)
             for side, want in (conn.get("expected_verdict_without_keys") or {}).items():
                 assert r["certificate_checks"][side]["status"] == want, (where, side)
+        if conn.get("expected_ocsp"):
+            # the stapled OCSP response (TLS 1.2 CertificateStatus, TLS 1.3 CertificateEntry) as openssl ocsp reads it
+            server_codes = {f["code"] for f in k["certificate_checks"]["server"]["findings"]}
+            assert {"good": "ocsp_good", "revoked": "ocsp_revoked"}[conn["expected_ocsp"]] in server_codes, where
         codes = {f["code"] for f in k["findings"]}
         for chk in (k.get("certificate_checks") or {}).values():
             if chk:

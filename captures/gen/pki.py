@@ -150,6 +150,14 @@ class CA:
         run(["openssl", "ca", "-batch", "-config", str(self.cnf), "-revoke", str(cert), "-crl_reason", reason],
             self.dir)
 
+    def ocsp_response(self, cert: Path, out: Path, *, ndays: int = 7) -> Path:
+        """A DER OCSP response for ``cert``, signed by this CA from its index (good or revoked), as
+        `openssl s_server -status_file` staples it."""
+        run(["openssl", "ocsp", "-index", str(self.dir / "index.txt"), "-rsigner", str(self.cert), "-rkey",
+             str(self.key), "-CA", str(self.cert), "-issuer", str(self.cert), "-cert", str(cert.resolve()),
+             "-respout", str(out.resolve()), "-ndays", str(ndays)], self.dir)
+        return out
+
     def gencrl(self, out: Path) -> Path:
         run(["openssl", "ca", "-batch", "-config", str(self.cnf), "-gencrl", "-out", str(out)], self.dir)
         return out

@@ -731,6 +731,47 @@ def python_strict(ctx: Ctx) -> dict:
     }
 
 
+# --------------------------------------------------------------------------------------------- 17
+def ocsp_stapling(ctx: Ctx) -> dict:
+    sni, bad = "ocsp.tlsscope.test", "revoked-ocsp.tlsscope.test"
+    ca = ctx.server_ca("s17", "tlsscope OCSP CA", sni)
+    revoked, _ = ca.issue(ctx.out, "revoked", bad, sans=(bad,))
+    ca.revoke(revoked)
+    ca.ocsp_response(ctx.out / "server.pem", ctx.out / "server.ocsp")
+    ca.ocsp_response(revoked, ctx.out / "revoked.ocsp")
+    port, bad_port = ctx.port(0), ctx.port(1)
+    with ctx.capture(ctx.ports), \
+            peers.s_server(ctx.out, port, "server.pem", "server.key", extra=("-status_file", "server.ocsp")), \
+            peers.s_server(ctx.out, bad_port, "revoked.pem", "revoked.key", extra=("-status_file", "revoked.ocsp")):
+        for version in ("-tls1_2", "-tls1_3"):
+            r = peers.s_client(ctx.out, port, servername=sni, ca="ca.pem", extra=(version, "-status"))
+            expect(r.verify_ok and "OCSP Response Status: successful" in r.output and "Cert Status: good" in r.output,
+                   f"stapled good OCSP response {version}", r)
+        r = peers.s_client(ctx.out, bad_port, servername=bad, ca="ca.pem", extra=("-tls1_2", "-status"))
+        expect("Cert Status: revoked" in r.output, "stapled revoked OCSP response", r)
+    closes = [("client", "close_notify"), ("server", "close_notify")]
+    c = dict(client_certificates=None, client_certificate_requested=False)
+    return {
+        "description": "OCSP stapling with openssl s_server -status_file (responses made by openssl ocsp from the "
+                       "CA's index) and s_client -status: a good staple in TLS 1.2 (CertificateStatus message) and "
+                       "in TLS 1.3 (in the leaf's CertificateEntry, encrypted), and a staple saying the server's "
+                       "certificate is revoked (s_client only prints it and goes on).",
+        "notes": ["expected_ocsp is `openssl ocsp -respin` on the stapled response; tlsscope fails a chain whose "
+                  "staple says revoked, while openssl verify (no OCSP) says ok"],
+        "connections": [
+            conn(**c, sni=sni, version="TLS 1.2", suite="TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", server_certificates=1,
+                 alerts=close12(), server_cert="server.pem", ocsp_file="server.ocsp", findings=["ocsp_good"],
+                 decrypted=dec(1, None, closes)),
+            conn(**c, sni=sni, version="TLS 1.3", suite="TLS_AES_256_GCM_SHA384", server_certificates=None,
+                 server_cert="server.pem", ocsp_file="server.ocsp", findings=["ocsp_good"],
+                 decrypted=dec(1, None, closes)),
+            conn(**c, sni=bad, version="TLS 1.2", suite="TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", server_certificates=1,
+                 alerts=close12(), server_cert="revoked.pem", ocsp_file="revoked.ocsp", findings=["ocsp_revoked"],
+                 decrypted=dec(1, None, closes)),
+        ],
+    }
+
+
 SCENARIOS = {
     "01-classic-sha1-mtls12": classic_sha1,
     "02-modern-mtls13": modern_mtls13,
@@ -748,4 +789,5 @@ SCENARIOS = {
     "14-quic": quic,
     "15-quic-early-data": quic_early_data,
     "16-python-x509-strict": python_strict,
+    "17-ocsp-stapling": ocsp_stapling,
 }

@@ -36,6 +36,7 @@ CERTIFICATE, SERVER_KEY_EXCHANGE, CERTIFICATE_REQUEST = 11, 12, 13
 SERVER_HELLO_DONE, CERTIFICATE_VERIFY, CLIENT_KEY_EXCHANGE = 14, 15, 16
 FINISHED, CERTIFICATE_STATUS, KEY_UPDATE, ENCRYPTED_EXTENSIONS = 20, 22, 24, 8
 COMPRESSED_CERTIFICATE = 25
+STATUS_REQUEST = 5                # extension type
 DRAFT_HELLO_RETRY_REQUEST = 6     # TLS 1.3 drafts before -22
 
 
@@ -734,6 +735,12 @@ class TlsConnection:
             st.certificates[who] = ders
             st.certificate_ts[who] = raw.ts
             st.certificate_encrypted[who] = decrypted
+            if not from_client and msg.certificate_list:
+                # TLS 1.3 staples the OCSP response in the leaf's entry (RFC 8446 §4.4.2.1), not in
+                # a CertificateStatus message
+                for ext in msg.certificate_list[0].extensions:
+                    if ext.type == STATUS_REQUEST and getattr(ext.value, "status_type", None) == 1:
+                        st.ocsp_response = ext.value.response
         elif mt == SERVER_KEY_EXCHANGE:
             st.server_key_exchange = msg
         elif mt == CERTIFICATE_REQUEST:
