@@ -262,10 +262,11 @@ class TlsConnection:
 
     def _finish_state(self, st: ConnectionState) -> None:
         if self._tls13:
+            unreadable = st.certificate_unreadable or {}
             for who in ("client", "server"):
                 # A side whose Finished was decrypted showed its whole flight: no Certificate in it
-                # means none was sent (not "not visible").
-                if st.finished[who] and st.certificates.get(who) is None:
+                # means none was sent (not "not visible"), unless it came compressed beyond reading.
+                if st.finished[who] and st.certificates.get(who) is None and who not in unreadable:
                     st.certificates[who] = []
         st.swapped = self._swapped
         if self._swapped:
@@ -559,6 +560,23 @@ class TlsConnection:
         self._add(TimelineEntry(from_client, rec.ts, rec.frame, rl.ACK, None, "ACK", True, decrypted=True,
                                 length=len(body), message=numbers, error=error, offset=rec.offset))
 
+    def _compressed_certificate(self, from_client: bool, msg, raw: RawHandshake, decrypted: bool) -> None:
+        """RFC 8879: the Certificate message inside, handled as if it had come as it is."""
+        from .tls import certcompress
+        who = "client" if from_client else "server"
+        name = certcompress.NAMES.get(msg.algorithm, f"algorithm {msg.algorithm}")
+        try:
+            body = certcompress.decompress(msg.algorithm, msg.compressed_certificate_message, msg.uncompressed_length)
+            inner = decode_handshake(CERTIFICATE, body, self._context(from_client), 0)
+        except (certcompress.CompressionError, DecodeError) as exc:
+            why = f"its Certificate is compressed with {name} (RFC 8879) and could not be read: {exc}"
+            if self.state.certificate_unreadable is None:
+                self.state.certificate_unreadable = {}
+            self.state.certificate_unreadable[who] = why
+            self._finding(Severity.LOW, "certificate_not_decompressed", f"{who}: {why}")
+            return
+        self._apply(from_client, CERTIFICATE, inner, raw, decrypted)
+
     def _sniff_http(self, from_client: bool, data: bytes) -> None:
         if len(self.state.http) >= 20:
             return
@@ -745,6 +763,8 @@ class TlsConnection:
             st.server_key_exchange = msg
         elif mt == CERTIFICATE_REQUEST:
             st.certificate_request = msg
+        elif mt == COMPRESSED_CERTIFICATE:
+            self._compressed_certificate(from_client, msg, raw, decrypted)
         elif mt == CERTIFICATE_STATUS:
             st.ocsp_response = getattr(msg, "response", None)
         elif mt == FINISHED:
