@@ -569,11 +569,11 @@ class TlsConnection:
             body = certcompress.decompress(msg.algorithm, msg.compressed_certificate_message, msg.uncompressed_length)
             inner = decode_handshake(CERTIFICATE, body, self._context(from_client), 0)
         except (certcompress.CompressionError, DecodeError) as exc:
-            why = f"its Certificate is compressed with {name} (RFC 8879) and could not be read: {exc}"
+            why = f"compressed with {name} (RFC 8879) and could not be read: {exc}"
             if self.state.certificate_unreadable is None:
                 self.state.certificate_unreadable = {}
             self.state.certificate_unreadable[who] = why
-            self._finding(Severity.LOW, "certificate_not_decompressed", f"{who}: {why}")
+            self._finding(Severity.LOW, "certificate_not_decompressed", f"the {who}'s Certificate is {why}")
             return
         self._apply(from_client, CERTIFICATE, inner, raw, decrypted)
 

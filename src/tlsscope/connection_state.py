@@ -77,7 +77,7 @@ class ConnectionState:
     certificates: dict = field(default_factory=lambda: {"server": None, "client": None})
     certificate_ts: dict = field(default_factory=lambda: {"server": None, "client": None})
     certificate_encrypted: dict = field(default_factory=lambda: {"server": False, "client": False})
-    # side -> why its CompressedCertificate (RFC 8879) could not be read; None: nothing of the kind
+    # side -> why its CompressedCertificate (RFC 8879) could not be read ("compressed with ... : reason")
     certificate_unreadable: dict | None = None
     ocsp_response: bytes | None = None
     alerts: list = field(default_factory=list)

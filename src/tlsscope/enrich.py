@@ -39,7 +39,7 @@ def certificate_checks(report: "ConnectionReport", options: "Options") -> dict:
                 now=options.now, security_level=options.security_level,
                 partial_chain=options.partial_chain, x509_strict=options.x509_strict)
         elif ders is None and side in (st.certificate_unreadable or {}):
-            checks[side] = not_visible(f"the {side}'s " + st.certificate_unreadable[side].removeprefix("its "))
+            checks[side] = not_visible(f"the {side}'s Certificate is {st.certificate_unreadable[side]}")
         elif ders is None and st.version == TLS13 and st.server_hello is not None and not report.resumed:
             client_stats = st.stats.get("client")
             if side == "client" and client_stats is not None and client_stats.app_records == 0:
