@@ -17,7 +17,11 @@ from hypothesis import strategies as st
 
 import tlsscope
 from conftest import CAPTURES, CORPUS, need_corpus, need_tool
+from tlsscope.certs import TrustStore
 from tlsscope.connection import TlsConnection
+from tlsscope.enrich import certificate_checks
+from tlsscope.pipeline import Options
+from tlsscope.report import build_report
 from tlsscope.model import Endpoint
 from tlsscope.tls import certcompress
 
@@ -107,6 +111,10 @@ def test_unreadable_compressed_certificate_is_not_visible_not_absent():
         assert st.certificates["server"] is None
         assert why in st.certificate_unreadable["server"]
         assert "certificate_not_decompressed" in {f.code for f in st.findings}
+        # with a trust store: the chain is "not visible", with the reason
+        check = certificate_checks(build_report(1, st), Options(trust=TrustStore.load([CAPTURES / "02-modern-mtls13" /
+                                                                                       "ca.pem"])))["server"]
+        assert check.status == "not_visible" and why in check.findings[0].message
 
 
 @settings(max_examples=200, deadline=None)
