@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from certs_matrix import AT, CLIENT, DAY, SERVER, Issuer, crl, ec_key, ed_key, make, pem, resign, rsa_key
 from conftest import need_tool
@@ -500,3 +501,35 @@ def test_x509_strict_verdicts(name, tmp_path):
 
 def test_matrix_is_large_enough():
     assert len(cases()) >= 40
+
+
+def test_explicit_ec_parameters_against_openssl(tmp_path):
+    """A leaf whose EC key spells out its curve (openssl ecparam -param_enc explicit): OpenSSL 3 refuses it
+    in a chain; cryptography loads such a key like a named-curve one, so tlsscope reads the SPKI itself."""
+    import datetime
+
+    openssl = need_tool("openssl")
+
+    def sh(*args):
+        subprocess.run([openssl, *args], cwd=tmp_path, check=True, capture_output=True, timeout=30)
+
+    sh("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "root.key",
+       "-out", "root.pem", "-subj", "/CN=Explicit Test Root", "-days", "3650",
+       "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    (tmp_path / "leaf.ext").write_text("basicConstraints=CA:FALSE\nsubjectAltName=DNS:leaf.example\n")
+    for name, enc in (("named", "named_curve"), ("explicit", "explicit")):
+        sh("ecparam", "-name", "prime256v1", "-param_enc", enc, "-genkey", "-noout", "-out", f"{name}.key")
+        sh("req", "-new", "-key", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
+        sh("x509", "-req", "-in", f"{name}.csr", "-CA", "root.pem", "-CAkey", "root.key", "-CAcreateserial",
+           "-out", f"{name}.pem", "-days", "30", "-extfile", "leaf.ext")
+    store = TrustStore.load([tmp_path / "root.pem"])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for name, want in (("named", "ok"), ("explicit", "Certificate public key has explicit ECC parameters")):
+        der = x509.load_pem_x509_certificate((tmp_path / f"{name}.pem").read_bytes()).public_bytes(Encoding.DER)
+        ours = check_chain([der], side="server", at=now, store=store, hostname="leaf.example", now=now)
+        out = subprocess.run([openssl, "verify", "-CAfile", "root.pem", f"{name}.pem"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=20)
+        first = _ERROR.search(out.stdout + out.stderr)
+        theirs = first.group(3).strip() if first else ("ok" if out.returncode == 0 else out.stdout)
+        assert (ours.openssl_status, theirs) == (want, want)
+        assert ("ec_explicit_parameters" in {f.code for f in ours.findings}) == (name == "explicit")

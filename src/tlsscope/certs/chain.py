@@ -40,6 +40,53 @@ _ECDSA_SIG_PREFIX = "1.2.840.10045.4."
 _DSA_SIGS = {"1.2.840.10040.4.3", "2.16.840.1.101.3.4.3.1", "2.16.840.1.101.3.4.3.2"}
 
 
+def der_element(data: bytes, i: int) -> tuple[int, int]:
+    """(start of the content, end) of the DER element at ``i`` (IndexError when cut short)."""
+    n = data[i + 1]
+    i += 2
+    if n & 0x80:
+        k = n & 0x7F
+        n = int.from_bytes(data[i:i + k], "big")
+        i += k
+    return i, i + n
+
+
+def tbs_fields(der: bytes) -> list[tuple[int, int, int]]:
+    """(tag, start, end) of each element of tbsCertificate, in order; [] when the DER is odd."""
+    try:
+        start, _ = der_element(der, 0)                 # Certificate SEQUENCE
+        i, end = der_element(der, start)               # tbsCertificate
+        out = []
+        while i < end:
+            c_start, c_end = der_element(der, i)
+            out.append((der[i], i, c_end))
+            i = c_end
+        return out
+    except IndexError:
+        return []
+
+
+_EC_PUBLIC_KEY = bytes.fromhex("06072a8648ce3d0201")       # OID 1.2.840.10045.2.1
+
+
+def has_explicit_ec_parameters(der: bytes) -> bool:
+    """An EC public key whose curve is spelt out (specifiedCurve) instead of named: what OpenSSL 3
+    rejects in a chain (X509_V_ERR_EC_KEY_EXPLICIT_PARAMS; the CVE-2020-0601 class of forgery)."""
+    fields = tbs_fields(der)
+    if fields and fields[0][0] == 0xA0:                # [0] version
+        fields = fields[1:]
+    if len(fields) < 6:
+        return False
+    _tag, spki, _end = fields[5]                       # serial, signature, issuer, validity, subject, SPKI
+    try:
+        a_start, _ = der_element(der, spki)
+        alg_start, alg_end = der_element(der, a_start)     # AlgorithmIdentifier
+        oid_end = der_element(der, alg_start)[1]
+        return der[alg_start:oid_end] == _EC_PUBLIC_KEY and oid_end < alg_end and der[oid_end] == 0x30
+    except IndexError:
+        return False
+
+
 def _ext(cert: x509.Certificate, oid):
     try:
         return cert.extensions.get_extension_for_oid(oid)

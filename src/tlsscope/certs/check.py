@@ -31,7 +31,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 from ..codec import DecodeError
 from ..findings import Finding, Severity
 from . import openssl_status as st
-from .chain import BuiltPath, CertInfo, build_path, cert_signed_by
+from .chain import BuiltPath, CertInfo, build_path, cert_signed_by, has_explicit_ec_parameters
 from .constraints import check_name_constraints
 from .hostname import check_host
 from .names import describe_der_name, name_key, parse_der_name
@@ -167,6 +167,11 @@ def _check_extensions(run: _Run, path: list[CertInfo], strict: bool = False) -> 
                 run.find(Severity.LOW, "ca_flag_missing",
                          f"trust anchor {x.subject} has no basicConstraints: OpenSSL accepts it as an "
                          "anchor only because its keyUsage allows keyCertSign (rejected with -x509_strict)")
+        if num > 1 and has_explicit_ec_parameters(x.der):
+            run.error(st.EC_KEY_EXPLICIT_PARAMS, Finding(
+                Severity.HIGH, "ec_explicit_parameters",
+                f"{x.subject} has an EC key with explicit curve parameters instead of a named curve: "
+                "OpenSSL 3 refuses it in a chain (such keys made the CVE-2020-0601 forgeries possible)"))
         if num > 1:
             for status, what in strict_problems(x, i, num):
                 if strict:

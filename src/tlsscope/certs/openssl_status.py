@@ -39,6 +39,7 @@ CA_MD_TOO_WEAK = "CA signature digest algorithm too weak"
 PERMITTED_VIOLATION = "permitted subtree violation"
 EXCLUDED_VIOLATION = "excluded subtree violation"
 UNSUPPORTED_CONSTRAINT_TYPE = "unsupported name constraint type"
+EC_KEY_EXPLICIT_PARAMS = "Certificate public key has explicit ECC parameters"
 
 # Minimum security bits per level (ssl/ssl_cert.c, crypto/x509/x509_vfy.c).
 _MINBITS = {1: 80, 2: 112, 3: 128, 4: 192, 5: 256}

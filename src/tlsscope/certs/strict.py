@@ -12,7 +12,7 @@ from __future__ import annotations
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
-from .chain import CertInfo
+from .chain import CertInfo, der_element, tbs_fields
 
 PATHLEN_INVALID_FOR_NON_CA = "Path length invalid for non-CA cert"
 PATHLEN_WITHOUT_KU_KEY_CERT_SIGN = "Path length given without key usage keyCertSign"
@@ -38,31 +38,20 @@ def _ext(cert: x509.Certificate, oid):
         return None
 
 
-def _tlv(data: bytes, i: int) -> tuple[int, int]:
-    """(start of the content, end) of the DER element at ``i``."""
-    n = data[i + 1]
-    i += 2
-    if n & 0x80:
-        k = n & 0x7F
-        n = int.from_bytes(data[i:i + k], "big")
-        i += k
-    return i, i + n
-
-
 def _signature_algorithms(der: bytes) -> tuple[bytes, bytes] | None:
     """The AlgorithmIdentifier inside tbsCertificate and the one after it, as DER; None if odd."""
+    fields = tbs_fields(der)
+    if fields and fields[0][0] == 0xA0:                # [0] version
+        fields = fields[1:]
+    if len(fields) < 2:
+        return None
     try:
-        start, _ = _tlv(der, 0)                        # Certificate SEQUENCE
-        tbs_start, tbs_end = _tlv(der, start)          # tbsCertificate
-        outer_start, outer_end = _tlv(der, tbs_end)
-        outer = der[tbs_end:outer_end]
-        i = tbs_start
-        if der[i] == 0xA0:                             # [0] version
-            i = _tlv(der, i)[1]
-        i = _tlv(der, i)[1]                            # serialNumber
-        return der[i:_tlv(der, i)[1]], outer
+        tbs_end = der_element(der, der_element(der, 0)[0])[1]
+        outer = der[tbs_end:der_element(der, tbs_end)[1]]
     except IndexError:
         return None
+    _tag, start, end = fields[1]                       # after serialNumber
+    return der[start:end], outer
 
 
 def strict_problems(x: CertInfo, i: int, num: int) -> list[tuple[str, str]]:
