@@ -218,3 +218,15 @@ def test_x509_strict_agrees_with_a_strict_python_client():
     p = run("read", "--json", "--ca", d / "ca.pem", d / "capture.pcap", check_rc=0)
     alert = next(f for f in json.loads(p.stdout.splitlines()[1])["findings"] if f["code"] == "alert_certificate_unknown")
     assert "-x509_strict" in alert["message"] and "Python 3.13" in alert["message"]
+
+
+def test_revoked_ocsp_staple_names_the_cause():
+    """openssl verify accepts the chain (it does not read OCSP); the staple says revoked: the summary
+    and the tree name the cause instead of OpenSSL's "ok"."""
+    from conftest import CAPTURES
+    d = CAPTURES / "17-ocsp-stapling"
+    p = run("read", "--summary", "--ca", d / "ca.pem", d / "capture.pcap", check_rc=1)
+    lines = p.stdout.splitlines()
+    assert [("FAILED(ocsp_revoked)" in ln) for ln in lines] == [False, False, True]
+    p = run("read", "--ca", d / "ca.pem", "--conn", "3", d / "capture.pcap", check_rc=1)
+    assert "✘ server chain: ocsp_revoked — the stapled OCSP response says" in p.stdout

@@ -19,6 +19,17 @@ class ChainCheck:
     path: tuple[str, ...]           # RFC 4514 subjects, leaf to anchor, as built
     findings: tuple[Finding, ...]
 
+    @property
+    def failure(self) -> str:
+        """Why a failed chain failed: OpenSSL's words when its verifier fails it too, else the code of the
+        most severe finding (a revoked OCSP staple: OpenSSL's verifier does not read OCSP)."""
+        if self.status != FAILED:
+            return ""
+        if self.openssl_status and self.openssl_status != OK:
+            return self.openssl_status
+        worst = max(self.findings, key=lambda f: f.severity, default=None)
+        return worst.code if worst is not None else FAILED
+
     def to_json(self) -> dict:
         return {"status": self.status, "openssl_status": self.openssl_status,
                 "path": list(self.path), "findings": [f.to_json() for f in self.findings]}

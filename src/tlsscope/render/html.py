@@ -107,7 +107,7 @@ def _certificates(r) -> str:
         if chk.status == "ok":
             line = f"<span style='color:#2e7d32'>✔ {side} chain trusted: {escape(' → '.join(chk.path))}</span>"
         elif chk.status == "failed":
-            line = f"<span style='color:#c62828'><b>✘ {side} chain: {escape(chk.openssl_status)}</b></span>"
+            line = f"<span style='color:#c62828'><b>✘ {side} chain: {escape(chk.failure)}</b></span>"
         else:
             line = f"<span style='color:#777'>· {side} chain {escape(chk.status.replace('_', ' '))}</span>"
         items = "".join(f"<li style='color:{_SEV_COLOUR.get(f.severity, '')}'>[{f.severity}] "

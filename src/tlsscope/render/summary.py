@@ -25,7 +25,7 @@ def summary_line(r) -> str:
     if r.certificate_checks:
         for side, chk in r.certificate_checks.items():
             if chk is not None and chk.status in ("ok", "failed"):
-                parts.append(f"{side}-chain={'ok' if chk.status == 'ok' else 'FAILED(' + chk.openssl_status + ')'}")
+                parts.append(f"{side}-chain={'ok' if chk.status == 'ok' else 'FAILED(' + chk.failure + ')'}")
     if r.history:
         parts.append(f"hist={r.history}")
     parts.append(f"end={r.end.replace(' ', '_')}")

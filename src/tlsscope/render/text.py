@@ -96,7 +96,7 @@ def render_report(r, *, verbose: bool = False) -> Group:
                 line = Text(f"✔ {side} chain trusted: " + " → ".join(chk.path), style="green")
             elif chk.status == "failed":
                 first = chk.findings[0].message if chk.findings else chk.openssl_status
-                line = Text(f"✘ {side} chain: {chk.openssl_status} — {first}", style="bold red")
+                line = Text(f"✘ {side} chain: {chk.failure} — {first}", style="bold red")
             else:
                 why = chk.findings[0].message if chk.findings else chk.status
                 line = Text(f"· {side} chain {chk.status.replace('_', ' ')}: {why}", style="dim")
