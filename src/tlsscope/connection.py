@@ -77,7 +77,7 @@ class _Side:
     """Per-direction state; ``a`` is the TCP initiator."""
 
     __slots__ = ("mode", "records", "hs", "hs_dec", "encrypted", "prelude", "prelude_tail",
-                 "stats", "last_app", "seen_data", "decrypt_failed")
+                 "stats", "last_app", "seen_data", "decrypt_failed", "last_length")
 
     def __init__(self):
         self.mode = "detect"      # detect | tls | plain
@@ -91,6 +91,7 @@ class _Side:
         self.last_app: TimelineEntry | None = None
         self.seen_data = False
         self.decrypt_failed = False
+        self.last_length = -1     # body length of the last record when it was unreadable application_data
 
 
 class TlsConnection:
@@ -179,6 +180,7 @@ class TlsConnection:
                 got = side.records.feed_app(data, ts, frame)
                 if got is not None:
                     self._unreadable_app_data(from_a, side, got[0], got[1], ts, frame, got[2])
+                    side.last_length = got[3]
                     return
             items = side.records.feed(data, ts, frame)
             if items:
@@ -287,8 +289,28 @@ class TlsConnection:
                 self._records(from_a, side.records.finish())
             for note in side.hs.finish():
                 self._hs_note(from_a, note)
+        if self._tls13 and self._decryptor is None and not st.alerts:
+            self._hidden_alert()
         self._finish_state(st)
         return st
+
+    def _hidden_alert(self) -> None:
+        """TLS 1.3 without keys: an alert is an application_data record of 2 bytes, the content type and
+        the AEAD tag. When one side's last record has exactly that size and the other side's does not,
+        that side most likely ended the connection with an alert (both ending so: close_notify, as usual)."""
+        tag = 8 if self.state.cipher_suite == 0x1305 else 16      # TLS_AES_128_CCM_8_SHA256
+        size = 3 + tag
+        client, server = self._side(not self._swapped), self._side(self._swapped)
+        ends = {"client": client.last_length == size, "server": server.last_length == size}
+        if ends["client"] == ends["server"]:
+            return
+        who = "client" if ends["client"] else "server"
+        other = "server" if who == "client" else "client"
+        self._finding(Severity.LOW, "encrypted_alert_likely",
+                      f"the {who}'s last record has {size} bytes, the size of an encrypted alert (2 bytes, "
+                      f"the content type and the {tag}-byte tag), and the {other}'s does not: most likely the "
+                      f"{who} ended the connection with an alert (a fatal one, or a close_notify the {other} did "
+                      "not answer); TLS 1.3 encrypts it: give --keylog to read it")
 
     # -- detection -----------------------------------------------------------
     def _detect(self, from_a: bool, side: _Side, data: bytes, ts: float, frame: int) -> None:
@@ -343,7 +365,9 @@ class TlsConnection:
                     # encrypted application data without keys (most records): no general checks
                     self._unreadable_app_data(from_a, side, 1, len(item.fragment), item.ts, item.frame,
                                               item.offset)
+                    side.last_length = len(item.fragment)
                     continue
+                side.last_length = -1
                 self._record(from_a, item)
             elif t is rl.SSLv2Hello:
                 self._sslv2(from_a, item)

@@ -167,23 +167,25 @@ class RecordLayer:
         buf += data
         return self._parse(buf, out, ts, frame)
 
-    def feed_app(self, data: bytes, ts: float, frame: int) -> tuple[int, int, int] | None:
+    def feed_app(self, data: bytes, ts: float, frame: int) -> tuple[int, int, int, int] | None:
         """``data`` holds exactly whole application_data records on an empty buffer: take them
         without making Records or copying their bodies (a reader without keys only counts them).
 
-        Returns (records, body bytes, stream offset of the first) or, for anything else,
-        None without consuming anything: then ``feed`` must be used.
+        Returns (records, body bytes, stream offset of the first, body length of the last) or, for
+        anything else, None without consuming anything: then ``feed`` must be used.
         """
         if self._buf or not self._synced or self._sslv2_ok:
             return None
         n = len(data)
         pos = 0
         count = 0
+        last = 0
         while pos < n:
             if n - pos < 5 or data[pos] != APPLICATION_DATA or data[pos + 1] != 3 or data[pos + 2] > 4:
                 return None
-            end = pos + 5 + ((data[pos + 3] << 8) | data[pos + 4])
-            if end > n or end - pos - 5 > MAX_CIPHERTEXT:
+            last = (data[pos + 3] << 8) | data[pos + 4]
+            end = pos + 5 + last
+            if end > n or last > MAX_CIPHERTEXT:
                 return None
             count += 1
             pos = end
@@ -195,7 +197,7 @@ class RecordLayer:
         self.bytes_seen += n
         self._ts = ts
         self._frame = frame
-        return count, n - 5 * count, first
+        return count, n - 5 * count, first, last
 
     def _parse(self, buf: bytearray, out: list, ts: float, frame: int) -> list:
         """The general loop over the buffer: SSLv2 hellos, resynchronisation, notes."""
