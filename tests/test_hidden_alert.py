@@ -34,8 +34,9 @@ def test_keyless_alert_guess_agrees_with_the_key_log():
             checked += 1
             guess = next((f for f in r.findings if f.code == "encrypted_alert_likely"), None)
             senders = {"client" if a.from_client else "server" for a in k.alerts if a.decrypted}
+            assert (guess is None) == (r.state.alert_likely_from is None)
             if guess is not None:
-                who = "client" if guess.message.startswith("the client") else "server"
+                who = r.state.alert_likely_from
                 (right if who in senders else wrong).append((name, key, who, senders))
             elif len(senders) == 1:
                 missed.append((name, key, senders))
@@ -44,3 +45,12 @@ def test_keyless_alert_guess_agrees_with_the_key_log():
     # the revoked client of captures/05 (certificate_revoked from the server, hidden by TLS 1.3) among them
     assert ("05-revoked-client-cert", "server") in {(n, w) for n, _k, w, _s in right}
     assert len(right) >= 3 and checked >= 20
+
+
+def test_the_tree_says_it_next_to_how_the_connection_ended():
+    from tlsscope.render.text import render_report
+    from rich.console import Console
+    r = list(tlsscope.read(CAPTURES / "05-revoked-client-cert" / "capture.pcap"))[2]
+    console = Console(width=200, record=True)
+    console.print(render_report(r))
+    assert "ended: TCP FIN (probably after an encrypted alert from the server)" in console.export_text()

@@ -306,6 +306,7 @@ class TlsConnection:
             return
         who = "client" if ends["client"] else "server"
         other = "server" if who == "client" else "client"
+        self.state.alert_likely_from = who
         self._finding(Severity.LOW, "encrypted_alert_likely",
                       f"the {who}'s last record has {size} bytes, the size of an encrypted alert (2 bytes, "
                       f"the content type and the {tag}-byte tag), and the {other}'s does not: most likely the "

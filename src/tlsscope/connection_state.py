@@ -79,6 +79,7 @@ class ConnectionState:
     certificate_encrypted: dict = field(default_factory=lambda: {"server": False, "client": False})
     # side -> why its CompressedCertificate (RFC 8879) could not be read ("compressed with ... : reason")
     certificate_unreadable: dict | None = None
+    alert_likely_from: str | None = None            # TLS 1.3 without keys: "client"/"server" (encrypted_alert_likely)
     ocsp_response: bytes | None = None
     alerts: list = field(default_factory=list)
     timeline: list = field(default_factory=list)

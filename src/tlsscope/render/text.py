@@ -24,7 +24,9 @@ def _header(r) -> Text:
     t.append("\n")
     facts = connection_facts(r)
     t.append("   " + " · ".join(facts) + "\n")
-    t.append(f"   ended: {r.end}", style="red" if "fatal" in r.end else "")
+    who = getattr(r.state, "alert_likely_from", None)
+    hint = f" (probably after an encrypted alert from the {who})" if who else ""
+    t.append(f"   ended: {r.end}{hint}", style="red" if "fatal" in r.end else "")
     fp = r.fingerprints
     if fp.get("ja4") or fp.get("ja3"):
         t.append("\n   ")
