@@ -54,3 +54,9 @@ def test_the_tree_says_it_next_to_how_the_connection_ended():
     console = Console(width=200, record=True)
     console.print(render_report(r))
     assert "ended: TCP FIN (probably after an encrypted alert from the server)" in console.export_text()
+
+
+def test_the_summary_line_flags_it():
+    from tlsscope.render.summary import summary_line
+    lines = [summary_line(r) for r in tlsscope.read(CAPTURES / "05-revoked-client-cert" / "capture.pcap")]
+    assert ["encrypted-alert?=server" in ln for ln in lines] == [False, False, True]

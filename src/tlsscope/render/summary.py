@@ -29,6 +29,9 @@ def summary_line(r) -> str:
     if r.history:
         parts.append(f"hist={r.history}")
     parts.append(f"end={r.end.replace(' ', '_')}")
+    likely = getattr(r.state, "alert_likely_from", None)
+    if likely:
+        parts.append(f"encrypted-alert?={likely}")       # TLS 1.3 without keys: see encrypted_alert_likely
     worst = max((f.severity for f in r.findings), default=None)
     if r.findings:
         parts.append(f"findings={len(r.findings)}(max {worst})")
