@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from .codec import DecodeError
 from .findings import Finding, Severity
+from .hello import STATUS_REQUEST
 from .connection_state import Alert, ConnectionState, DirectionStats, TimelineEntry  # noqa: F401 - re-exported
 from .model import Endpoint
 from .tls import records as rl
@@ -36,7 +37,6 @@ CERTIFICATE, SERVER_KEY_EXCHANGE, CERTIFICATE_REQUEST = 11, 12, 13
 SERVER_HELLO_DONE, CERTIFICATE_VERIFY, CLIENT_KEY_EXCHANGE = 14, 15, 16
 FINISHED, CERTIFICATE_STATUS, KEY_UPDATE, ENCRYPTED_EXTENSIONS = 20, 22, 24, 8
 COMPRESSED_CERTIFICATE = 25
-STATUS_REQUEST = 5                # extension type
 DRAFT_HELLO_RETRY_REQUEST = 6     # TLS 1.3 drafts before -22
 
 

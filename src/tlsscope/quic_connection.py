@@ -22,7 +22,7 @@ from typing import Callable
 from .connection import TlsConnection
 from .connection_state import Alert, TimelineEntry
 from .findings import Severity
-from .hello import extension_types
+from .hello import EARLY_DATA, extension_types
 from .model import Datagram
 from .quic import CryptoStream, InitialDecoder, looks_like_quic, split_datagram
 from .udp_flows import UdpFlow, UdpFlowTable
@@ -40,7 +40,6 @@ _SECRETS = (("handshake", True, "CLIENT_HANDSHAKE_TRAFFIC_SECRET"),
             ("handshake", False, "SERVER_HANDSHAKE_TRAFFIC_SECRET"),
             ("1rtt", True, "CLIENT_TRAFFIC_SECRET_0"),
             ("1rtt", False, "SERVER_TRAFFIC_SECRET_0"))
-EXT_EARLY_DATA = 42
 _ENCRYPTED_NAMES = {"handshake": "QUIC Handshake packet", "0rtt": "QUIC 0-RTT packet", "1rtt": "QUIC 1-RTT packet"}
 
 
@@ -281,7 +280,7 @@ class QuicFlows(UdpFlowTable):
         hello = flow.conn.state.client_hello
         keylog = self._keylog()
         flow.early = b""
-        if keylog is None or EXT_EARLY_DATA not in extension_types(hello):
+        if keylog is None or EARLY_DATA not in extension_types(hello):
             return
         secret = keylog.secret(bytes(hello.random), "CLIENT_EARLY_TRAFFIC_SECRET")
         if secret is not None and flow.decoder.install_early(secret, hello.cipher_suites):
@@ -305,7 +304,6 @@ class QuicFlows(UdpFlowTable):
         if flow.early and not flow.decoder.installed("0rtt", True):
             # no 0-RTT packet came before the ServerHello: accepted early data uses its suite
             flow.decoder.install("0rtt", True, st.cipher_suite, flow.early)
-
         if not flow.secrets:
             flow.handshake_bytes = None         # nothing to check the Finished with
         if flow.keys:

@@ -312,6 +312,10 @@ def key_exchange_rules(r, out: list) -> None:
              f"key exchange on {group_name(g)} ({_CURVE_BITS.get(g)}-bit curve): use x25519 or secp256r1+")
 
 
+# bad_certificate, certificate_revoked, certificate_expired, certificate_unknown, unknown_ca
+_CERTIFICATE_ALERTS = frozenset((42, 44, 45, 46, 48))
+
+
 def _strict_only(r, side: str) -> bool:
     """The side's chain passed the default check but has -x509_strict violations."""
     chk = (r.certificate_checks or {}).get(side)
@@ -331,11 +335,11 @@ def alert_rules(r, out: list) -> None:
             cause = "the server requires a client certificate and none was sent"
         elif a.description == 40 and r.server_hello is None:
             cause = "no cipher suite, version or group in common with the client's offer"
-        elif a.description in (42, 46, 48, 45, 44) and not a.from_client:
+        elif a.description in _CERTIFICATE_ALERTS and not a.from_client:
             cause = "the server rejected the client certificate: " + cause
-        elif a.description in (42, 46, 48, 45, 44) and a.from_client:
+        elif a.description in _CERTIFICATE_ALERTS and a.from_client:
             cause = "the client rejected the server certificate: " + cause
-        if a.description in (42, 46, 48, 45, 44) and _strict_only(r, "server" if a.from_client else "client"):
+        if a.description in _CERTIFICATE_ALERTS and _strict_only(r, "server" if a.from_client else "client"):
             cause += ("; the chain passes OpenSSL's default checks against --ca but breaks rules of -x509_strict "
                       "(x509_strict_violation), which a strict verifier such as a Python 3.13+ client applies: "
                       "see --x509-strict")
